@@ -1,0 +1,81 @@
+# pyweb.stack developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+REQ_HASH := $(shell sha256sum requirements-dev.txt | cut -c1-12)
+VENV_STAMP := $(VENV)/.installed-$(REQ_HASH)
+COLLECTIONS := $(CURDIR)/.cache/collections
+SELF_LINK := $(COLLECTIONS)/ansible_collections/pyweb/stack
+SCENARIO ?= sysctl
+# Every scenario under molecule/ (the shared helpers live in molecule/_shared).
+SCENARIOS := $(sort $(filter-out _shared,$(notdir $(wildcard molecule/*))))
+
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_HOME := $(CURDIR)/.cache/ansible-home
+export ANSIBLE_FORCE_COLOR := 0
+export PY_COLORS := 0
+export MOLECULE_NO_LOG := false
+
+.PHONY: help venv collection-link docker images lint yamllint ansible-lint ruff \
+        sanity unit molecule molecule-all test build clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+$(VENV_STAMP): requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(VENV_STAMP) collection-link ## Install the pinned toolchain into .venv
+
+# Ansible finds this collection through a link named the way it expects.
+collection-link:
+	@mkdir -p $(dir $(SELF_LINK))
+	@test -L $(SELF_LINK) || ln -sfn ../../../.. $(SELF_LINK)
+
+docker: ## Make sure a Docker engine runs (installs docker.io if missing)
+	bash tools/ensure-docker.sh
+
+images: docker ## Build the Debian 12/13 systemd test images (only when their recipe changed)
+	bash tools/build-image.sh bookworm
+	bash tools/build-image.sh trixie
+
+yamllint: venv
+	yamllint --strict .
+
+ansible-lint: venv
+	ansible-lint --profile production
+
+ruff: venv
+	ruff check plugins tests
+	ruff format --check plugins tests
+
+lint: yamllint ansible-lint ruff ## yamllint, ansible-lint (production profile), ruff
+
+sanity: venv ## ansible-test sanity --local, offline
+	bash tools/ansible-test-sanity.sh
+
+unit: venv ## pytest unit and property tests
+	pytest -q tests/unit
+
+molecule: venv images ## One Molecule scenario: make molecule SCENARIO=sysctl
+	cd $(CURDIR) && molecule test -s $(SCENARIO)
+
+molecule-all: venv images ## Every Molecule scenario
+	@for s in $(SCENARIOS); do echo "=== molecule scenario $$s"; molecule test -s $$s || exit 1; done
+
+test: lint sanity unit molecule-all ## Everything CI runs
+
+build: venv ## Build the collection tarball
+	ansible-galaxy collection build --force --output-path $(CURDIR)/.cache/build
+
+clean: ## Remove caches (keeps .venv and the images)
+	rm -rf .cache .pytest_cache .ruff_cache
