@@ -45,8 +45,7 @@ docker: ## Make sure a Docker engine runs (installs docker.io if missing)
 	bash tools/ensure-docker.sh
 
 images: docker ## Build the Debian 12/13 systemd test images (only when their recipe changed)
-	bash tools/build-image.sh bookworm
-	bash tools/build-image.sh trixie
+	bash tools/build-images.sh bookworm trixie
 
 yamllint: venv
 	yamllint --strict .
@@ -55,12 +54,13 @@ ansible-lint: venv
 	ansible-lint --profile production
 
 ruff: venv
-	ruff check plugins tests
-	ruff format --check plugins tests
+	ruff check plugins tests molecule
+	ruff format --check plugins tests molecule
 
 lint: yamllint ansible-lint ruff ## yamllint, ansible-lint (production profile), ruff
 
 sanity: venv ## ansible-test sanity --local, offline
+	bash tools/ensure-packages.sh shellcheck=shellcheck
 	bash tools/ansible-test-sanity.sh
 
 unit: venv ## pytest unit and property tests

@@ -17,7 +17,6 @@ case "$release" in
   *) echo "build-image: unknown release '$release' (allowed: bookworm, trixie)" >&2; exit 2 ;;
 esac
 
-here=$(cd "$(dirname "$0")" && pwd)
 mirror=${PYWEB_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security_mirror=${PYWEB_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 ca_bundle=/etc/ssl/certs/ca-certificates.crt

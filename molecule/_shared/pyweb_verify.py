@@ -11,11 +11,11 @@ import json
 def sysctl_conf(host, path):
     """Parse a sysctl.d file into {key: value}, values whitespace-folded."""
     values = {}
-    for line in host.file(path).content_string.splitlines():
-        line = line.strip()
+    for raw in host.file(path).content_string.splitlines():
+        line = raw.strip()
         if not line or line.startswith(("#", ";")):
             continue
-        key, _, value = line.partition("=")
+        key, _sep, value = line.partition("=")
         assert key.strip() not in values, "key %s appears twice in %s" % (key.strip(), path)
         values[key.strip()] = " ".join(value.split())
     return values
@@ -25,8 +25,8 @@ def sysctl_comments(host, path):
     """{key: the comment line right above it}."""
     comments = {}
     last = None
-    for line in host.file(path).content_string.splitlines():
-        line = line.strip()
+    for raw in host.file(path).content_string.splitlines():
+        line = raw.strip()
         if line.startswith("#"):
             last = line.lstrip("# ")
         elif "=" in line:

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: pyweb.stack contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Plan the kernel settings of pyweb.stack.sysctl.
@@ -37,7 +36,7 @@ NAMESPACED_PREFIXES = (
 _INT64_MAX = 2**63 - 1
 
 
-class _Spec(object):
+class _Spec:
     """What pyweb.stack knows of a key it manages by default."""
 
     def __init__(self, count=1, minimum=None, maximum=None, choices=None, policy="set"):
@@ -88,7 +87,7 @@ def _proc_path(proc_sys, key):
 def read_live(proc_sys, key):
     """The live value as the kernel prints it (whitespace folded), or None."""
     try:
-        with open(_proc_path(proc_sys, key), "r") as handle:
+        with open(_proc_path(proc_sys, key)) as handle:
             return " ".join(handle.read().split())
     except OSError:
         return None
@@ -136,7 +135,7 @@ def _check_known(key, spec, value):
         allowed = ", ".join(str(c) for c in spec.choices)
         return None, "%s: %s is not one of %s" % (key, ints[0], allowed)
     for number in ints:
-        if spec.minimum is not None and number < spec.minimum or spec.maximum is not None and number > spec.maximum:
+        if (spec.minimum is not None and number < spec.minimum) or (spec.maximum is not None and number > spec.maximum):
             return None, "%s: %s is out of range (allowed %s..%s)" % (key, number, spec.minimum, spec.maximum)
     if spec.count == 2 and ints[0] > ints[1]:
         return None, "%s: low end %d is above high end %d" % (key, ints[0], ints[1])
@@ -168,7 +167,7 @@ def _fmt(value):
     return str(value)
 
 
-def plan_sysctl(settings, min_somaxconn=0, proc_sys="/proc/sys", in_container=False, container=None):
+def plan_sysctl(settings, *, min_somaxconn=0, proc_sys="/proc/sys", in_container=False, container=None, access=os.access):
     """Validate ``settings`` and decide what to write and apply.
 
     ``settings`` maps keys to values (int, "a b" strings or lists).
@@ -176,6 +175,8 @@ def plan_sysctl(settings, min_somaxconn=0, proc_sys="/proc/sys", in_container=Fa
     ``entries`` (sorted by key: key, value, requested, live, apply_live, scope,
     reason), ``values`` (key -> value written), ``host_owned``,
     ``not_writable`` and ``notes`` (sentences for the operator).
+    ``access`` is os.access; root passes every permission bit on a plain
+    file, so tests of read-only keys hand in their own.
     """
     errors = []
     if not isinstance(settings, dict):
@@ -232,7 +233,7 @@ def plan_sysctl(settings, min_somaxconn=0, proc_sys="/proc/sys", in_container=Fa
             reason = "kept the live value %d: higher than %d, and never lowered" % (live_ints[0], value[0])
             value = live_ints
         namespaced = key.startswith(NAMESPACED_PREFIXES)
-        writable = os.access(_proc_path(proc_sys, key), os.W_OK)
+        writable = access(_proc_path(proc_sys, key), os.W_OK)
         scope = "namespaced" if namespaced else "host"
         if in_container and not namespaced:
             apply_live = False
@@ -243,26 +244,30 @@ def plan_sysctl(settings, min_somaxconn=0, proc_sys="/proc/sys", in_container=Fa
             not_writable.append(key)
         else:
             apply_live = True
-        entries.append({
-            "key": key,
-            "value": _fmt(value),
-            "requested": _fmt(parsed),
-            "live": live,
-            "apply_live": apply_live,
-            "scope": scope,
-            "reason": reason,
-        })
+        entries.append(
+            {
+                "key": key,
+                "value": _fmt(value),
+                "requested": _fmt(parsed),
+                "live": live,
+                "apply_live": apply_live,
+                "scope": scope,
+                "reason": reason,
+            }
+        )
 
     where = ("this %s container" % container) if container else "this container"
     if host_owned:
         notes.append(
             "%s: host-wide key(s) %s written to the file but not applied: the host kernel owns them, "
-            "set them on the host" % (where if in_container else "here", ", ".join(host_owned)))
+            "set them on the host" % (where if in_container else "here", ", ".join(host_owned))
+        )
     if not_writable:
         if in_container:
             notes.append(
                 "%s: %s read-only here; not applied (start the container with --sysctl KEY=VALUE "
-                "or a writable /proc/sys)" % (where, ", ".join(not_writable)))
+                "or a writable /proc/sys)" % (where, ", ".join(not_writable))
+            )
         else:
             raise SysctlError("read-only sysctl key(s) on this host: %s" % ", ".join(not_writable))
 
@@ -274,8 +279,9 @@ def plan_sysctl(settings, min_somaxconn=0, proc_sys="/proc/sys", in_container=Fa
             raise SysctlError(
                 "net.core.somaxconn is %s here and cannot be changed from %s; the app servers need at least %d "
                 "(their listen backlog): raise it outside (docker run --sysctl net.core.somaxconn=%d) "
-                "or lower the servers' backlog" % (somax["live"], where if in_container else "this host",
-                                                   min_somaxconn, min_somaxconn))
+                "or lower the servers' backlog"
+                % (somax["live"], where if in_container else "this host", min_somaxconn, min_somaxconn)
+            )
     return {
         "entries": entries,
         "values": values,

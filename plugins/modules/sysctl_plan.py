@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: pyweb.stack contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -54,7 +53,7 @@ attributes:
     support: none
     description: Changes nothing.
 author:
-  - pyweb.stack contributors
+  - pyweb.stack developers (@pyweb)
 """
 
 EXAMPLES = r"""

@@ -44,13 +44,13 @@ def test_host_wide_key_written_never_lowered_not_applied(host, key):
     # never lower than the kernel already has
     assert written == max(HOST_OWNED[key], live)
     assert "host kernel owns it" in sysctl_comments(host, CONF)[key]
-    decision = {e["key"]: e for e in remote_json(host, "/root/pyweb_sysctl.json")["entries"]}
+    decision = {e["key"]: e for e in remote_json(host, "/root/sysctl_result.json")["entries"]}
     assert decision[key]["apply_live"] is False
     assert decision[key]["scope"] == "host"
 
 
 def test_host_wide_keys_reported(host):
-    plan = remote_json(host, "/root/pyweb_sysctl.json")
+    plan = remote_json(host, "/root/sysctl_result.json")
     assert plan["in_container"] is True
     assert plan["container"] == "docker"
     assert sorted(plan["host_owned"]) == sorted(HOST_OWNED)
@@ -58,14 +58,14 @@ def test_host_wide_keys_reported(host):
 
 
 def test_min_somaxconn_raised_the_requested_value(host):
-    entries = {e["key"]: e for e in remote_json(host, "/root/pyweb_sysctl.json")["entries"]}
+    entries = {e["key"]: e for e in remote_json(host, "/root/sysctl_result.json")["entries"]}
     assert entries["net.core.somaxconn"]["requested"] == "4096"
     assert entries["net.core.somaxconn"]["value"] == "8192"
     assert entries["net.core.somaxconn"]["reason"].startswith("raised to 8192")
 
 
 def test_lower_request_kept_the_higher_live_value(host):
-    entries = {e["key"]: e for e in remote_json(host, "/root/pyweb_sysctl_lower.json")["entries"]}
+    entries = {e["key"]: e for e in remote_json(host, "/root/sysctl_result_lower.json")["entries"]}
     somax = entries["net.core.somaxconn"]
     assert somax["requested"] == "1024"
     assert somax["value"] == "8192"
