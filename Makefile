@@ -22,7 +22,7 @@ export PY_COLORS := 0
 export MOLECULE_NO_LOG := false
 
 .PHONY: help venv collection-link docker images lint yamllint ansible-lint ruff \
-        sanity unit molecule molecule-all test build clean
+        sanity unit check-build molecule molecule-all test build demo demo-clean clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -72,10 +72,20 @@ molecule: venv images ## One Molecule scenario: make molecule SCENARIO=sysctl
 molecule-all: venv images ## Every Molecule scenario
 	@for s in $(SCENARIOS); do echo "=== molecule scenario $$s"; molecule test -s $$s || exit 1; done
 
-test: lint sanity unit molecule-all ## Everything CI runs
+test: lint sanity unit check-build molecule-all ## Everything CI runs
 
-build: venv ## Build the collection tarball
+build: venv ## Build the collection tarball into .cache/build
 	ansible-galaxy collection build --force --output-path $(CURDIR)/.cache/build
+
+check-build: venv ## Build and check the tarball holds the content and no dev files
+	bash tools/check-build.sh
+
+demo: venv images ## Deploy the stack into a local sandbox container (pyweb-sandbox)
+	ansible-playbook tools/sandbox.yml
+	ansible-playbook -i inventories/sandbox playbooks/site.yml
+
+demo-clean: docker ## Remove the sandbox container
+	docker rm --force pyweb-sandbox >/dev/null 2>&1 || true
 
 clean: ## Remove caches (keeps .venv and the images)
 	rm -rf .cache .pytest_cache .ruff_cache

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Build the collection and check the tarball: the content is there, no
+# development file is (virtualenv, caches, Molecule scenarios, images, CI).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+ansible-galaxy collection build --force --output-path "$out" "$root" >/dev/null
+tarball=$(ls "$out"/pyweb-stack-*.tar.gz)
+listing=$(tar -tzf "$tarball")
+status=0
+for required in MANIFEST.json FILES.json README.md LICENSE meta/runtime.yml \
+                roles/sysctl/tasks/main.yml roles/sysctl/meta/argument_specs.yml \
+                plugins/modules/sysctl_plan.py plugins/module_utils/_sysctl.py; do
+  grep -qx "$required" <<<"$listing" || { echo "check-build: missing $required"; status=1; }
+done
+forbidden=$(grep -E '^(\.venv|\.cache|\.ci|\.config|\.git|\.hypothesis|\.pytest_cache|\.ruff_cache|molecule|tools|tests/unit)(/|$)|(^|/)__pycache__/|^Makefile$|^requirements-dev\.txt$|\.tar\.gz$' <<<"$listing" || true)
+if [ -n "$forbidden" ]; then
+  echo "check-build: development files in the tarball:"; echo "$forbidden"; status=1
+fi
+echo "check-build: $(basename "$tarball"), $(wc -l <<<"$listing") entries, $(du -k "$tarball" | cut -f1) KiB"
+exit "$status"
