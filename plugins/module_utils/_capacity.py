@@ -239,9 +239,10 @@ def cpu_capacity(root="/", affinity=None, cpu_count=None):
             candidates.append((float(cpuset), "cgroup1 cpuset"))
 
     if candidates:
-        # The smallest limit binds; on a tie the most specific source says why.
+        # The smallest limit binds; on a tie the least specific source is
+        # named, so "host" means nothing narrower applies.
         order = {"host": 0, "affinity": 1, "cgroup1 cpuset": 2, "cgroup2 cpuset": 2}
-        effective, source = min(candidates, key=lambda c: (c[0], -order.get(c[1], 3)))
+        effective, source = min(candidates, key=lambda c: (c[0], order.get(c[1], 3)))
     else:
         effective, source = None, None
     return {

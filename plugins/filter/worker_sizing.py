@@ -1,0 +1,178 @@
+# Copyright: pyweb.stack contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: worker_sizing
+short_description: Size an app server from the host's real capacity
+version_added: 0.1.0
+description:
+  - Turns the host's capacity (effective CPUs, memory limit, somaxconn) and an
+    app's workload into worker counts, threads, timeouts, backlogs and nginx
+    numbers, with an C(explain) list saying which constraint decided.
+  - Rules, in order. B(cpu) and B(mixed) profiles start from (2 x effective CPUs) + 1
+    processes (mixed with 2 threads); B(io) uses about one process per CPU with 8
+    threads; B(async) one event-loop process per CPU. The cgroup quota counts,
+    not the host's cores.
+  - Memory then caps the processes so that master + workers x per-worker memory
+    (the threads' share included) fits the budget, (effective memory - reserve) x share.
+  - The database caps concurrency so that workers x threads x
+    O(db_connections_per_thread) x O(hosts_sharing_db) <= O(db_max_connections),
+    taking threads first, then processes.
+  - Explicit O(workers) / O(threads) win; when they break the memory or database
+    budget the result says so in C(warnings) and C(explain).
+  - The backlog never exceeds C(net.core.somaxconn); the app timeout (uWSGI harakiri)
+    stays below nginx's upstream read timeout.
+  - Bad input raises an error naming the argument and the allowed values.
+positional: _input, server, profile
+options:
+  _input:
+    description:
+      - The host's capacity. Either C(ansible_facts) (with or without
+        C(pyweb_capacity) from M(pyweb.stack.capacity_facts)) or
+        C(ansible_facts.pyweb_capacity) itself. With plain facts the host's
+        processor and memory facts are used, and C(explain) says so.
+    type: dict
+    required: true
+  server:
+    description: The app server.
+    type: str
+    choices: [gunicorn, uwsgi, granian, uvicorn]
+    default: gunicorn
+  profile:
+    description:
+      - The workload. V(cpu) computes in Python, V(io) mostly waits on the
+        database or other services, V(mixed) does both, V(async) is written for an
+        event loop (ASGI; gevent for Gunicorn).
+    type: str
+    choices: [cpu, io, mixed, async]
+    default: mixed
+  worker_rss_mb:
+    description:
+      - Memory of one worker in MiB. Default is a measurement from
+        C(pyweb_capacity.measured[app]) when present, else 100.
+    type: float
+  memory_reserve_mb:
+    description: Memory kept for everything else on the host. Default 10 % of the memory, between 256 and 1024 MiB.
+    type: float
+  share:
+    description: The fraction of the host (CPU and memory) this app may use, above 0 and at most 1.
+    type: float
+    default: 1.0
+  db_max_connections:
+    description: The database's connection limit for this app, all hosts together.
+    type: int
+  db_connections_per_thread:
+    description: Database connections one thread holds.
+    type: int
+    default: 1
+  hosts_sharing_db:
+    description: How many hosts run this app against the same database.
+    type: int
+    default: 1
+  min_workers:
+    description: Never fewer processes than this.
+    type: int
+    default: 1
+  max_workers:
+    description: Never more processes than this.
+    type: int
+  threads:
+    description: Threads per process, overriding the profile's choice.
+    type: int
+  workers:
+    description: Processes, overriding every rule (budgets are still checked and warned about).
+    type: int
+  timeout:
+    description: The app's request timeout in seconds. Default 60 for cpu, 30 otherwise.
+    type: int
+  backlog:
+    description: The listen backlog wanted; clamped to C(net.core.somaxconn). Default 2048.
+    type: int
+  app:
+    description: The app's name, to find its measurement in C(pyweb_capacity.measured).
+    type: str
+author:
+  - pyweb.stack developers (@pyweb)
+"""
+
+EXAMPLES = r"""
+- name: Size Gunicorn for an I/O-bound app with a 100-connection database
+  ansible.builtin.set_fact:
+    sizing: >-
+      {{ ansible_facts | pyweb.stack.worker_sizing('gunicorn', 'io',
+           db_max_connections=100, hosts_sharing_db=2) }}
+
+- name: Show why
+  ansible.builtin.debug:
+    var: sizing.explain
+
+# A 2-CPU-quota / 4 GiB container on a 64-core host, mixed profile:
+# workers 5, threads 2, worker_class gthread, binding cpu
+"""
+
+RETURN = r"""
+_value:
+  description: The numbers and why.
+  type: dict
+  contains:
+    workers: {description: Worker processes., type: int}
+    threads: {description: Threads per worker., type: int}
+    concurrency: {description: workers x threads., type: int}
+    worker_class: {description: "Gunicorn worker class (sync, gthread, gevent, uvicorn_worker.UvicornWorker); gunicorn and uvicorn only.", type: str}
+    max_requests: {description: Requests before a worker is recycled., type: int}
+    max_requests_jitter: {description: About 10 % of max_requests., type: int}
+    timeout: {description: App request timeout (s)., type: int}
+    graceful_timeout: {description: Time given to workers to finish on reload (s)., type: int}
+    keepalive: {description: Seconds an idle upstream keep-alive connection is held., type: int}
+    backlog: {description: Listen backlog, at most net.core.somaxconn., type: int}
+    backlog_wanted: {description: The backlog before clamping; what the sysctl role should allow., type: int}
+    memory_budget_mb: {description: Memory this app may use., type: int}
+    memory_reserve_mb: {description: Memory kept for the rest of the host., type: int}
+    worker_rss_mb: {description: Memory of one single-threaded worker used in the sums., type: float}
+    per_worker_mb: {description: Memory of one worker with its threads., type: float}
+    expected_rss_mb: {description: Master + workers x per_worker_mb., type: int}
+    binding: {description: "The constraint that decided: cpu, memory, db, max_workers, min_workers, override.", type: str}
+    explain: {description: Sentences a person reads., type: list, elements: str}
+    warnings: {description: Budgets broken by forced numbers; the roles print them., type: list, elements: str}
+    processes: {description: uWSGI processes (uwsgi only)., type: int}
+    cheaper: {description: uWSGI minimum idle workers; 0 disables the cheaper subsystem (uwsgi only)., type: int}
+    cheaper_initial: {description: uWSGI workers started at boot (uwsgi only)., type: int}
+    cheaper_step: {description: uWSGI workers spawned at a time (uwsgi only)., type: int}
+    cheaper_algo: {description: uWSGI cheaper algorithm (uwsgi only)., type: str}
+    reload_on_rss_mb: {description: uWSGI reloads a worker above this RSS (uwsgi only)., type: int}
+    harakiri: {description: uWSGI request timeout (uwsgi only)., type: int}
+    listen: {description: uWSGI listen queue (uwsgi only)., type: int}
+    blocking_threads: {description: Granian threads per worker (granian only)., type: int}
+    backpressure: {description: Granian concurrent requests per worker (granian only)., type: int}
+    worker_processes: {description: nginx worker processes (effective CPUs of the host)., type: int}
+    worker_connections: {description: nginx connections per worker., type: int}
+    worker_rlimit_nofile: {description: nginx open-files limit per worker., type: int}
+    upstream_read_timeout: {description: nginx proxy/uwsgi read timeout, above the app's timeout (s)., type: int}
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.pyweb.stack.plugins.module_utils._sizing import SizingError, size_workers
+
+
+def worker_sizing(capacity, server="gunicorn", profile="mixed", **kwargs):
+    allowed = set(
+        "worker_rss_mb memory_reserve_mb share db_max_connections db_connections_per_thread hosts_sharing_db "
+        "min_workers max_workers threads workers timeout backlog app".split()
+    )
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise AnsibleFilterError(
+            "worker_sizing: unknown argument(s) %s; allowed: %s" % (", ".join(unknown), ", ".join(sorted(allowed)))
+        )
+    try:
+        return size_workers(capacity, server, profile, **kwargs)
+    except SizingError as exc:
+        raise AnsibleFilterError("worker_sizing: %s" % exc) from None
+
+
+class FilterModule:
+    def filters(self):
+        return {"worker_sizing": worker_sizing}

@@ -1,0 +1,493 @@
+# Copyright: pyweb.stack contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The sizing engine: host capacity + app description -> concurrency numbers.
+
+Private to pyweb.stack; the filters worker_sizing and worker_plan are thin
+wrappers. Pure functions: no I/O, no Ansible imports, so the rules are unit-
+and property-tested directly. docs/sizing.md explains every rule.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = [
+    "DEFAULTS",
+    "PROFILES",
+    "SERVERS",
+    "SizingError",
+    "normalise_capacity",
+    "plan_workers",
+    "size_workers",
+]
+
+SERVERS = ("gunicorn", "uwsgi", "granian", "uvicorn")
+PROFILES = ("cpu", "io", "mixed", "async")
+
+DEFAULTS = {
+    # A Django/Flask worker after warm-up; measure yours (capacity_facts
+    # measure=...) or pass worker_rss_mb.
+    "worker_rss_mb": 100.0,
+    # Each extra thread in a worker holds its own request state and stack.
+    "thread_share": 0.05,
+    # The master/arbiter process, as a fraction of a worker.
+    "master_share": 0.4,
+    "io_threads": 8,
+    "mixed_threads": 2,
+    "backlog": 2048,
+    "max_requests": 1000,
+    "timeout": {"cpu": 60, "io": 30, "mixed": 30, "async": 30},
+    # nginx waits this much longer than the app's own timeout, so the app
+    # (gunicorn timeout, uWSGI harakiri) always gives up first and logs why.
+    "upstream_timeout_margin": 10,
+    "keepalive": 5,
+    "worker_connections": 4096,
+}
+
+_BINDINGS = ("cpu", "memory", "db", "max_workers", "min_workers", "override")
+
+
+class SizingError(ValueError):
+    """Bad input; the message names the argument and what is allowed."""
+
+
+# ---------------------------------------------------------------- capacity
+
+
+def _number(value):
+    """A positive finite float, or None for missing/zero/garbage."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(number) or math.isinf(number) or number <= 0:
+        return None
+    return number
+
+
+def _fact(facts, name):
+    if name in facts:
+        return facts[name]
+    return facts.get("ansible_" + name)
+
+
+def normalise_capacity(capacity):
+    """Accept pyweb_capacity, or ansible_facts with or without it.
+
+    Returns ``{cpus, memory_mb, somaxconn, nr_open, measured, notes}``.
+    A missing, zero or garbage CPU count falls back to 1 CPU and says so;
+    no memory information at all is an error.
+    """
+    if not isinstance(capacity, dict):
+        raise SizingError(
+            "capacity must be a dict: ansible_facts, or ansible_facts.pyweb_capacity from "
+            "pyweb.stack.capacity_facts; got %s" % type(capacity).__name__
+        )
+    notes = []
+    cap = capacity.get("pyweb_capacity") if isinstance(capacity.get("pyweb_capacity"), dict) else None
+    if cap is None and "cpus_source" in capacity:
+        cap = capacity
+
+    if cap is not None:
+        memory = cap.get("memory") or {}
+        kernel = cap.get("kernel") or {}
+        cpus = _number(cap.get("cpus"))
+        if cpus is None:
+            fallback = _number(cap.get("cpus_host"))
+            notes.append(
+                "CPU count from capacity_facts is missing or invalid (%r): %s"
+                % (cap.get("cpus"), "used the host's %g" % fallback if fallback else "assumed 1 CPU")
+            )
+            cpus = fallback or 1.0
+        else:
+            notes.append("%g effective CPUs (decided by %s)" % (cpus, cap.get("cpus_source") or "capacity_facts"))
+        memory_mb = _number(memory.get("effective_mb")) or _number(memory.get("total_mb"))
+        if memory_mb is not None:
+            notes.append("%d MiB of memory (decided by %s)" % (memory_mb, memory.get("source") or "capacity_facts"))
+        somaxconn = _number(kernel.get("somaxconn"))
+        nr_open = _number(kernel.get("nr_open"))
+        measured = cap.get("measured") or {}
+    else:
+        cpus = None
+        for name in ("processor_nproc", "processor_vcpus"):
+            cpus = _number(_fact(capacity, name))
+            if cpus is not None:
+                break
+        if cpus is None:
+            cores = _number(_fact(capacity, "processor_cores"))
+            count = _number(_fact(capacity, "processor_count"))
+            threads = _number(_fact(capacity, "processor_threads_per_core")) or 1.0
+            if cores and count:
+                cpus = cores * count * threads
+        memory_mb = _number(_fact(capacity, "memtotal_mb"))
+        if cpus is None:
+            notes.append(
+                "no usable CPU count in the facts (missing, zero or garbage, as seen on some ARM hosts): assumed 1 CPU"
+            )
+            cpus = 1.0
+        else:
+            notes.append(
+                "%g CPUs from Ansible's processor facts: the host's cores, not a container's quota "
+                "(run pyweb.stack.capacity_facts for the real limits)" % cpus
+            )
+        if memory_mb is not None:
+            notes.append("%d MiB from Ansible's memtotal_mb: the host's RAM, not a cgroup limit" % memory_mb)
+        somaxconn = None
+        nr_open = None
+        measured = {}
+    if memory_mb is None:
+        raise SizingError(
+            "capacity has no memory information (no pyweb_capacity.memory.effective_mb nor memtotal_mb): "
+            "pass ansible_facts after gathering facts, or the result of pyweb.stack.capacity_facts"
+        )
+    return {
+        "cpus": cpus,
+        "memory_mb": memory_mb,
+        "somaxconn": int(somaxconn) if somaxconn else None,
+        "nr_open": int(nr_open) if nr_open else None,
+        "measured": measured if isinstance(measured, dict) else {},
+        "notes": notes,
+    }
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise SizingError("%s must be one of %s, got %r" % (name, ", ".join(allowed), value))
+    return value
+
+
+def _optional_number(name, value, minimum=0.0, integer=False, above=False):
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise SizingError("%s must be a number, got %r" % (name, value))
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SizingError("%s must be a number, got %r" % (name, value)) from None
+    if math.isnan(number) or math.isinf(number):
+        raise SizingError("%s must be a finite number, got %r" % (name, value))
+    if integer and number != int(number):
+        raise SizingError("%s must be a whole number, got %r" % (name, value))
+    if number < minimum or (above and number == minimum):
+        raise SizingError("%s must be %s %g, got %r" % (name, "above" if above else "at least", minimum, value))
+    return int(number) if integer else number
+
+
+def _default_reserve(memory_mb):
+    # The OS, sshd, nginx, a log shipper: 10 % of the memory, 256..1024 MiB.
+    return float(min(1024.0, max(256.0, 0.10 * memory_mb)))
+
+
+def _measured_rss(measured, app):
+    """Per-worker memory measured by capacity_facts for this app, if any."""
+    if not app or app not in measured or not isinstance(measured[app], dict):
+        return None, None
+    entry = measured[app]
+    workers = entry.get("workers") or {}
+    for key, label in (("pss_median_mb", "PSS"), ("rss_median_mb", "RSS")):
+        value = _number(workers.get(key))
+        if value:
+            return value, "measured median %s of %d running worker(s) of %s" % (label, workers.get("count") or 0, app)
+    return None, None
+
+
+# ---------------------------------------------------------------- sizing
+
+
+def size_workers(
+    capacity,
+    server="gunicorn",
+    profile="mixed",
+    *,
+    worker_rss_mb=None,
+    memory_reserve_mb=None,
+    share=1.0,
+    db_max_connections=None,
+    db_connections_per_thread=1,
+    hosts_sharing_db=1,
+    min_workers=1,
+    max_workers=None,
+    threads=None,
+    workers=None,
+    timeout=None,
+    backlog=None,
+    app=None,
+    _host=None,
+):
+    """Size one app server on one host. See docs/sizing.md for the rules."""
+    server = _choice("server", server, SERVERS)
+    profile = _choice("profile", profile, PROFILES)
+    if server == "uwsgi" and profile == "async":
+        raise SizingError(
+            "profile 'async' needs an event-loop server: use server granian or uvicorn "
+            "(or gunicorn, which runs gevent workers); uwsgi serves WSGI with processes and threads"
+        )
+    host = _host or normalise_capacity(capacity)
+    worker_rss = _optional_number("worker_rss_mb", worker_rss_mb, above=True)
+    reserve = _optional_number("memory_reserve_mb", memory_reserve_mb)
+    share = _optional_number("share", share, above=True)
+    if share > 1:
+        raise SizingError("share must be above 0 and at most 1, got %r" % share)
+    db_max = _optional_number("db_max_connections", db_max_connections, integer=True)
+    per_thread = _optional_number("db_connections_per_thread", db_connections_per_thread, integer=True)
+    sharing = _optional_number("hosts_sharing_db", hosts_sharing_db, minimum=1, integer=True)
+    min_w = _optional_number("min_workers", min_workers, minimum=1, integer=True)
+    max_w = _optional_number("max_workers", max_workers, minimum=1, integer=True)
+    threads_override = _optional_number("threads", threads, minimum=1, integer=True)
+    workers_override = _optional_number("workers", workers, minimum=1, integer=True)
+    timeout = _optional_number("timeout", timeout, minimum=1, integer=True)
+    backlog_wanted = _optional_number("backlog", backlog, minimum=1, integer=True)
+    if max_w is not None and min_w is not None and max_w < min_w:
+        raise SizingError("max_workers (%d) is below min_workers (%d)" % (max_w, min_w))
+
+    explain = list(host["notes"])
+    warnings = []
+
+    # --- CPU: the starting point
+    cpus = host["cpus"] * share
+    whole_cpus = max(1, int(math.ceil(cpus - 1e-9)))
+    if share < 1:
+        explain.append("this app gets %.0f%% of the host: %.3g CPUs" % (share * 100, cpus))
+    if profile in ("cpu", "mixed"):
+        n = int(math.floor(2 * cpus)) + 1
+        explain.append("%s profile: (2 x %.3g CPUs) + 1 = %d processes" % (profile, cpus, n))
+        t = DEFAULTS["mixed_threads"] if profile == "mixed" else 1
+    elif profile == "io":
+        n = whole_cpus
+        t = DEFAULTS["io_threads"]
+        explain.append(
+            "io profile: about one process per CPU (%d) with %d threads each: waiting on I/O costs threads, not cores"
+            % (n, t)
+        )
+    else:
+        n = whole_cpus
+        t = 1
+        explain.append("async profile: one event-loop process per CPU (%d)" % n)
+    if server == "uvicorn" and t != 1:
+        explain.append("uvicorn workers run one event loop and no thread pool: threads = 1")
+        t = 1
+    binding = "cpu"
+
+    if threads_override is not None:
+        t = threads_override
+        explain.append("threads = %d (override)" % t)
+    if max_w is not None and n > max_w:
+        n = max_w
+        binding = "max_workers"
+        explain.append("capped at max_workers = %d" % max_w)
+
+    # --- memory
+    if worker_rss is None:
+        worker_rss, source = _measured_rss(host["measured"], app)
+        if worker_rss is None:
+            worker_rss = DEFAULTS["worker_rss_mb"]
+            source = "assumed (pass worker_rss_mb, or measure running workers with capacity_facts)"
+    else:
+        source = "given"
+    if reserve is None:
+        reserve = _default_reserve(host["memory_mb"])
+    budget = max(0.0, (host["memory_mb"] - reserve) * share)
+    master_mb = DEFAULTS["master_share"] * worker_rss
+
+    def per_worker(thread_count):
+        return worker_rss * (1 + DEFAULTS["thread_share"] * (thread_count - 1))
+
+    explain.append(
+        "memory budget %d MiB = (%d MiB - %d MiB reserve)%s; %g MiB per worker, %s"
+        % (budget, host["memory_mb"], reserve, " x %.2f share" % share if share < 1 else "", worker_rss, source)
+    )
+    fit = int(math.floor((budget - master_mb) / per_worker(t))) if budget > master_mb else 0
+    if fit < n:
+        n = max(1, fit)
+        binding = "memory"
+        explain.append("memory fits %d worker(s) of %d MiB with %d thread(s): %d process(es)" % (fit, per_worker(t), t, n))
+
+    # --- database connections
+    if db_max is not None:
+        allowed = int(db_max // (per_thread * sharing)) if per_thread else None
+        if allowed is not None and n * t > allowed:
+            if threads_override is None and t > 1:
+                t = max(1, allowed // n)
+            if n * t > allowed:
+                n = max(1, allowed // t)
+            binding = "db"
+            explain.append(
+                "database allows %d connections over %d host(s) at %d per thread: %d concurrent requests per host, "
+                "so %d process(es) x %d thread(s)" % (db_max, sharing, per_thread, allowed, n, t)
+            )
+
+    # --- explicit workers, lower bound
+    if workers_override is not None:
+        n = workers_override
+        binding = "override"
+        explain.append("workers = %d (override)" % n)
+    elif min_w is not None and n < min_w:
+        n = min_w
+        binding = "min_workers"
+        explain.append("raised to min_workers = %d" % min_w)
+
+    # --- what it costs, and whether a forced number breaks a budget
+    expected = master_mb + n * per_worker(t)
+    if expected > budget:
+        warnings.append(
+            "%d worker(s) x %d thread(s) need about %d MiB, above the memory budget of %d MiB"
+            % (n, t, expected, budget)
+        )
+    if db_max is not None and per_thread and n * t * per_thread * sharing > db_max:
+        warnings.append(
+            "%d worker(s) x %d thread(s) x %d connection(s) x %d host(s) = %d database connections, above "
+            "db_max_connections = %d" % (n, t, per_thread, sharing, n * t * per_thread * sharing, db_max)
+        )
+    explain.append("result: %d process(es) x %d thread(s), decided by %s" % (n, t, binding))
+    explain.extend("WARNING: " + w for w in warnings)
+
+    # --- timeouts, recycling, queues
+    timeout = timeout or DEFAULTS["timeout"][profile]
+    max_requests = DEFAULTS["max_requests"]
+    jitter = max(1, int(round(max_requests * 0.1)))
+    backlog_wanted = backlog_wanted or DEFAULTS["backlog"]
+    backlog_value = backlog_wanted
+    if host["somaxconn"] is not None and backlog_value > host["somaxconn"]:
+        backlog_value = host["somaxconn"]
+        explain.append(
+            "backlog %d clamped to net.core.somaxconn = %d (raise it with the sysctl role's sysctl_min_somaxconn)"
+            % (backlog_wanted, backlog_value)
+        )
+    elif host["somaxconn"] is None:
+        explain.append("net.core.somaxconn unknown: backlog %d must be allowed by the kernel" % backlog_value)
+    upstream_read_timeout = timeout + DEFAULTS["upstream_timeout_margin"]
+
+    result = {
+        "server": server,
+        "profile": profile,
+        "cpus": round(cpus, 3),
+        "workers": n,
+        "threads": t,
+        "concurrency": n * t,
+        "max_requests": max_requests,
+        "max_requests_jitter": jitter,
+        "timeout": timeout,
+        "graceful_timeout": timeout,
+        "keepalive": DEFAULTS["keepalive"],
+        "backlog": backlog_value,
+        "backlog_wanted": backlog_wanted,
+        "memory_budget_mb": int(budget),
+        "memory_reserve_mb": int(reserve),
+        "worker_rss_mb": round(worker_rss, 1),
+        "per_worker_mb": round(per_worker(t), 1),
+        "expected_rss_mb": int(math.ceil(expected)),
+        "binding": binding,
+        "explain": explain,
+        "warnings": warnings,
+    }
+    if server in ("gunicorn", "uvicorn"):
+        if server == "uvicorn":
+            worker_class = "uvicorn_worker.UvicornWorker"
+        elif profile == "async":
+            worker_class = "gevent"
+        else:
+            worker_class = "gthread" if t > 1 else "sync"
+        result["worker_class"] = worker_class
+    if server == "uwsgi":
+        cheaper = n // 4 if n >= 4 else 0
+        result.update(
+            {
+                "processes": n,
+                "cheaper": cheaper,
+                "cheaper_initial": max(cheaper, int(math.ceil(n / 2.0))) if cheaper else n,
+                "cheaper_step": max(1, n // 4),
+                "cheaper_algo": "spare",
+                "reload_on_rss_mb": int(math.ceil(per_worker(t) * 2)),
+                "harakiri": timeout,
+                "listen": backlog_value,
+            }
+        )
+    if server == "granian":
+        blocking = t if profile != "async" else 1
+        backpressure = blocking if profile != "async" else max(64, backlog_value // n)
+        result.update({"blocking_threads": blocking, "backpressure": backpressure})
+
+    # --- nginx in front: the whole host, not this app's share
+    nginx_workers = max(1, int(math.ceil(host["cpus"] - 1e-9)))
+    connections = DEFAULTS["worker_connections"]
+    # Each proxied request holds two descriptors (client and upstream).
+    rlimit = connections * 2
+    if host["nr_open"] is not None and rlimit > host["nr_open"]:
+        rlimit = host["nr_open"]
+        connections = max(512, rlimit // 2)
+        explain.append("nginx worker_connections lowered to %d by fs.nr_open = %d" % (connections, host["nr_open"]))
+    result.update(
+        {
+            "worker_processes": nginx_workers,
+            "worker_connections": connections,
+            "worker_rlimit_nofile": rlimit,
+            "upstream_read_timeout": upstream_read_timeout,
+        }
+    )
+    return result
+
+
+_APP_KEYS = (
+    "worker_rss_mb",
+    "db_max_connections",
+    "db_connections_per_thread",
+    "hosts_sharing_db",
+    "min_workers",
+    "max_workers",
+    "threads",
+    "workers",
+    "timeout",
+    "backlog",
+)
+
+
+def plan_workers(apps, capacity, memory_reserve_mb=None):
+    """Size every app of one host together, splitting CPU and memory by weight.
+
+    ``apps`` is a list of app descriptions (name, server, profile, weight and
+    any worker_sizing argument); returns {name: worker_sizing result}.
+    """
+    if isinstance(apps, dict):
+        apps = [dict(value, name=value.get("name", key)) for key, value in apps.items()]
+    if not isinstance(apps, list) or not apps:
+        raise SizingError("apps must be a non-empty list of app descriptions (each with a name)")
+    host = normalise_capacity(capacity)
+    weights = []
+    names = set()
+    for index, app_desc in enumerate(apps):
+        if not isinstance(app_desc, dict) or not app_desc.get("name"):
+            raise SizingError("apps[%d] must be a dict with a name, got %r" % (index, app_desc))
+        name = app_desc["name"]
+        if name in names:
+            raise SizingError("apps: the name %r is used twice" % name)
+        names.add(name)
+        weights.append(_optional_number("apps[%s].weight" % name, app_desc.get("weight", 1), above=True))
+    total = sum(weights)
+    reserve = _optional_number("memory_reserve_mb", memory_reserve_mb)
+    plan = {}
+    for app_desc, weight in zip(apps, weights):
+        name = app_desc["name"]
+        kwargs = {key: app_desc[key] for key in _APP_KEYS if key in app_desc}
+        try:
+            result = size_workers(
+                capacity,
+                app_desc.get("server", "gunicorn"),
+                app_desc.get("profile", "mixed"),
+                share=weight / total,
+                memory_reserve_mb=reserve,
+                app=name,
+                _host=host,
+                **kwargs,
+            )
+        except SizingError as exc:
+            raise SizingError("app %s: %s" % (name, exc)) from None
+        result["share"] = round(weight / total, 4)
+        result["explain"].insert(0, "%s: weight %g of %g" % (name, weight, total))
+        plan[name] = result
+    return plan
