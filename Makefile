@@ -22,7 +22,7 @@ export PY_COLORS := 0
 export MOLECULE_NO_LOG := false
 
 .PHONY: help venv collection-link docker images lint yamllint ansible-lint ruff \
-        sanity unit check-build molecule molecule-all test build demo demo-clean clean
+        sanity unit integration check-build molecule molecule-all test build demo demo-clean clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -61,10 +61,13 @@ lint: yamllint ansible-lint ruff ## yamllint, ansible-lint (production profile),
 
 sanity: venv ## ansible-test sanity --local, offline
 	bash tools/ensure-packages.sh shellcheck=shellcheck
-	bash tools/ansible-test-sanity.sh
+	bash tools/ansible-test.sh sanity
 
 unit: venv ## pytest unit and property tests
 	pytest -q tests/unit
+
+integration: venv ## ansible-test integration targets (filters through Jinja), local
+	bash tools/ansible-test.sh integration
 
 molecule: venv images ## One Molecule scenario: make molecule SCENARIO=sysctl
 	cd $(CURDIR) && molecule test -s $(SCENARIO)
@@ -72,7 +75,7 @@ molecule: venv images ## One Molecule scenario: make molecule SCENARIO=sysctl
 molecule-all: venv images ## Every Molecule scenario
 	@for s in $(SCENARIOS); do echo "=== molecule scenario $$s"; molecule test -s $$s || exit 1; done
 
-test: lint sanity unit check-build molecule-all ## Everything CI runs
+test: lint sanity unit integration check-build molecule-all ## Everything CI runs
 
 build: venv ## Build the collection tarball into .cache/build
 	ansible-galaxy collection build --force --output-path $(CURDIR)/.cache/build

@@ -158,10 +158,21 @@ from ansible_collections.pyweb.stack.plugins.module_utils._sizing import SizingE
 
 
 def worker_sizing(capacity, server="gunicorn", profile="mixed", **kwargs):
-    allowed = set(
-        "worker_rss_mb memory_reserve_mb share db_max_connections db_connections_per_thread hosts_sharing_db "
-        "min_workers max_workers threads workers timeout backlog app".split()
-    )
+    allowed = {
+        "worker_rss_mb",
+        "memory_reserve_mb",
+        "share",
+        "db_max_connections",
+        "db_connections_per_thread",
+        "hosts_sharing_db",
+        "min_workers",
+        "max_workers",
+        "threads",
+        "workers",
+        "timeout",
+        "backlog",
+        "app",
+    }
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise AnsibleFilterError(

@@ -82,9 +82,14 @@ def find_by_pattern(pattern, proc="/proc"):
     return masters, workers
 
 
-def process_memory(pid, proc="/proc"):
-    """{rss_mb, pss_mb, uss_mb} of one process; PSS/USS None when unavailable."""
-    if psutil is not None and proc == "/proc":
+def process_memory(pid, proc="/proc", use_psutil=None):
+    """{rss_mb, pss_mb, uss_mb} of one process; PSS/USS None when unavailable.
+
+    ``use_psutil`` None means: when psutil is importable.
+    """
+    if use_psutil is None:
+        use_psutil = psutil is not None
+    if use_psutil:
         try:
             process = psutil.Process(pid)
             try:
@@ -136,16 +141,18 @@ def _median(values):
     return round((ordered[middle - 1] + ordered[middle]) / 2.0, 1)
 
 
-def measure_group(masters, workers, proc="/proc"):
+def measure_group(masters, workers, proc="/proc", use_psutil=None):
     """Summarise a master (the first of ``masters``) and its workers."""
+    if use_psutil is None:
+        use_psutil = psutil is not None
     master = None
     if masters:
-        memory = process_memory(masters[0], proc)
+        memory = process_memory(masters[0], proc, use_psutil)
         if memory:
             master = dict(memory, pid=masters[0])
     samples = []
     for pid in workers:
-        memory = process_memory(pid, proc)
+        memory = process_memory(pid, proc, use_psutil)
         if memory:
             samples.append(dict(memory, pid=pid))
     summary = {"count": len(samples), "pids": [s["pid"] for s in samples]}
@@ -153,4 +160,4 @@ def measure_group(masters, workers, proc="/proc"):
         values = [s[key + "_mb"] for s in samples if s[key + "_mb"] is not None]
         summary[key + "_median_mb"] = _median(values)
         summary[key + "_max_mb"] = max(values) if values else None
-    return {"master": master, "workers": summary, "source": "psutil" if psutil is not None and proc == "/proc" else "/proc"}
+    return {"master": master, "workers": summary, "source": "psutil" if use_psutil else "/proc"}

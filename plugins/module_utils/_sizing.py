@@ -123,9 +123,7 @@ def normalise_capacity(capacity):
                 cpus = cores * count * threads
         memory_mb = _number(_fact(capacity, "memtotal_mb"))
         if cpus is None:
-            notes.append(
-                "no usable CPU count in the facts (missing, zero or garbage, as seen on some ARM hosts): assumed 1 CPU"
-            )
+            notes.append("no usable CPU count in the facts (missing, zero or garbage, as seen on some ARM hosts): assumed 1 CPU")
             cpus = 1.0
         else:
             notes.append(
@@ -235,8 +233,8 @@ def size_workers(
     if share > 1:
         raise SizingError("share must be above 0 and at most 1, got %r" % share)
     db_max = _optional_number("db_max_connections", db_max_connections, integer=True)
-    per_thread = _optional_number("db_connections_per_thread", db_connections_per_thread, integer=True)
-    sharing = _optional_number("hosts_sharing_db", hosts_sharing_db, minimum=1, integer=True)
+    per_thread = _optional_number("db_connections_per_thread", db_connections_per_thread, minimum=1, integer=True) or 1
+    sharing = _optional_number("hosts_sharing_db", hosts_sharing_db, minimum=1, integer=True) or 1
     min_w = _optional_number("min_workers", min_workers, minimum=1, integer=True)
     max_w = _optional_number("max_workers", max_workers, minimum=1, integer=True)
     threads_override = _optional_number("threads", threads, minimum=1, integer=True)
@@ -262,8 +260,7 @@ def size_workers(
         n = whole_cpus
         t = DEFAULTS["io_threads"]
         explain.append(
-            "io profile: about one process per CPU (%d) with %d threads each: waiting on I/O costs threads, not cores"
-            % (n, t)
+            "io profile: about one process per CPU (%d) with %d threads each: waiting on I/O costs threads, not cores" % (n, t)
         )
     else:
         n = whole_cpus
@@ -310,8 +307,8 @@ def size_workers(
 
     # --- database connections
     if db_max is not None:
-        allowed = int(db_max // (per_thread * sharing)) if per_thread else None
-        if allowed is not None and n * t > allowed:
+        allowed = int(db_max // (per_thread * sharing))
+        if n * t > allowed:
             if threads_override is None and t > 1:
                 t = max(1, allowed // n)
             if n * t > allowed:
@@ -336,10 +333,9 @@ def size_workers(
     expected = master_mb + n * per_worker(t)
     if expected > budget:
         warnings.append(
-            "%d worker(s) x %d thread(s) need about %d MiB, above the memory budget of %d MiB"
-            % (n, t, expected, budget)
+            "%d worker(s) x %d thread(s) need about %d MiB, above the memory budget of %d MiB" % (n, t, expected, budget)
         )
-    if db_max is not None and per_thread and n * t * per_thread * sharing > db_max:
+    if db_max is not None and n * t * per_thread * sharing > db_max:
         warnings.append(
             "%d worker(s) x %d thread(s) x %d connection(s) x %d host(s) = %d database connections, above "
             "db_max_connections = %d" % (n, t, per_thread, sharing, n * t * per_thread * sharing, db_max)

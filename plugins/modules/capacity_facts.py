@@ -80,10 +80,10 @@ ansible_facts:
         cpus: {description: Effective CPUs (float)., type: float, sample: 1.5}
         cpus_host: {description: Online CPUs of the host., type: int, sample: 64}
         cpus_source: {description: "What decided C(cpus): host, affinity, cgroup1/cgroup2 cpuset, cgroup1 cpu.cfs_quota_us, cgroup2 cpu.max.", type: str}
-        cpu_quota: {description: CPUs allowed by the cgroup quota, or null., type: float}
-        cpuset_cpus: {description: CPUs in the cgroup cpuset, or null., type: int}
+        cpu_quota: {description: "CPUs allowed by the cgroup quota, or null.", type: float}
+        cpuset_cpus: {description: "CPUs in the cgroup cpuset, or null.", type: int}
         cpu_affinity: {description: CPUs this process may run on., type: int}
-        cgroup_version: {description: 1, 2 or null., type: int}
+        cgroup_version: {description: "1, 2 or null.", type: int}
         memory:
           description: total_mb, available_mb, cgroup_limit_mb (null when none), effective_mb, source.
           type: dict
@@ -105,6 +105,7 @@ ansible_facts:
 """
 
 import os
+import re
 import resource
 
 from ansible.module_utils.basic import AnsibleModule
@@ -125,7 +126,9 @@ def _measure_items(module):
             module.fail_json(msg="measure[%d]: expected a dict with name and unit or pattern, or a string; got %r" % (index, raw))
         unknown = set(item) - {"name", "unit", "pattern"}
         if unknown:
-            module.fail_json(msg="measure[%d]: unknown key(s) %s (allowed: name, unit, pattern)" % (index, ", ".join(sorted(unknown))))
+            module.fail_json(
+                msg="measure[%d]: unknown key(s) %s (allowed: name, unit, pattern)" % (index, ", ".join(sorted(unknown)))
+            )
         if bool(item.get("unit")) == bool(item.get("pattern")):
             module.fail_json(msg="measure[%d]: give exactly one of unit or pattern" % index)
         item.setdefault("name", item.get("unit") or item.get("pattern"))
@@ -149,8 +152,6 @@ def _service_nofile(module):
 
 
 def _measure(module, item, notes):
-    import re
-
     if item.get("pattern"):
         try:
             re.compile(item["pattern"])
@@ -163,7 +164,7 @@ def _measure(module, item, notes):
         systemctl = module.get_bin_path("systemctl")
         if not systemctl:
             module.fail_json(msg="measure %s: unit %s given but systemctl is not on this host" % (item["name"], item["unit"]))
-        rc, out, err = module.run_command([systemctl, "show", "--property=MainPID", "--value", item["unit"]])
+        rc, out, _err = module.run_command([systemctl, "show", "--property=MainPID", "--value", item["unit"]])
         pid = int(out.strip()) if rc == 0 and out.strip().isdigit() else 0
         if pid == 0:
             notes.append("measure %s: unit %s is not running; nothing measured" % (item["name"], item["unit"]))

@@ -75,7 +75,10 @@ def test_measured_master_and_workers(results):
         assert 24 <= measured["workers"]["uss_median_mb"] <= measured["workers"]["rss_max_mb"]
         assert measured["workers"]["pss_median_mb"] >= 24
         assert measured["master"]["uss_mb"] < 24
-    assert results["capacity"]["measured"]["fake"]["workers"]["pids"] == results["capacity"]["measured"]["fake_by_pattern"]["workers"]["pids"]
+    assert (
+        results["capacity"]["measured"]["fake"]["workers"]["pids"]
+        == results["capacity"]["measured"]["fake_by_pattern"]["workers"]["pids"]
+    )
 
 
 def test_sizing_uses_the_measurement(results):

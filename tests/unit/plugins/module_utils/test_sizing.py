@@ -1,0 +1,388 @@
+"""The sizing rules, one by one, and their invariants over random inputs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.pyweb.stack.plugins.module_utils._sizing import (
+    PROFILES,
+    SERVERS,
+    SizingError,
+    normalise_capacity,
+    plan_workers,
+    size_workers,
+)
+
+
+def cap(cpus=4.0, memory_mb=8192, somaxconn=4096, nr_open=1048576, measured=None, cpus_host=None):
+    return {
+        "cpus": cpus,
+        "cpus_host": cpus_host or int(math.ceil(cpus or 1)),
+        "cpus_source": "cgroup2 cpu.max",
+        "memory": {"effective_mb": memory_mb, "total_mb": memory_mb, "source": "cgroup2 memory.max"},
+        "kernel": {"somaxconn": somaxconn, "nr_open": nr_open},
+        "measured": measured or {},
+    }
+
+
+# --- capacity input
+
+
+def test_accepts_ansible_facts_with_pyweb_capacity():
+    facts = {"processor_nproc": 64, "memtotal_mb": 262144, "pyweb_capacity": cap(2.0, 4096)}
+    assert normalise_capacity(facts)["cpus"] == 2.0
+    assert normalise_capacity(facts)["memory_mb"] == 4096
+
+
+def test_plain_facts_fall_back_and_say_so():
+    result = size_workers({"ansible_processor_nproc": 4, "ansible_memtotal_mb": 8192}, "gunicorn", "cpu")
+    assert result["cpus"] == 4.0
+    assert result["workers"] == 9
+    assert any("not a container's quota" in line for line in result["explain"])
+
+
+def test_plain_facts_from_cores_and_count():
+    host = normalise_capacity({"processor_cores": 4, "processor_count": 2, "processor_threads_per_core": 2, "memtotal_mb": 1000})
+    assert host["cpus"] == 16.0
+
+
+@pytest.mark.parametrize("garbage", [0, None, "NA", -4, "", float("nan"), True])
+def test_garbage_cpu_fact_falls_back_to_one(garbage):
+    result = size_workers({"processor_nproc": garbage, "processor_vcpus": garbage, "memtotal_mb": 4096}, "gunicorn", "cpu")
+    assert result["cpus"] == 1.0
+    assert result["workers"] == 3
+    assert any("assumed 1 CPU" in line for line in result["explain"])
+
+
+def test_garbage_cpus_in_pyweb_capacity_use_the_host_count():
+    result = size_workers(cap(cpus="garbage", cpus_host=2), "gunicorn", "cpu")
+    assert result["cpus"] == 2.0
+    assert any("missing or invalid" in line for line in result["explain"])
+
+
+@pytest.mark.parametrize("capacity", [{}, {"processor_nproc": 2}, {"pyweb_capacity": {"cpus": 2, "cpus_source": "host"}}])
+def test_no_memory_information_is_an_error(capacity):
+    with pytest.raises(SizingError, match="no memory information"):
+        size_workers(capacity)
+
+
+def test_capacity_must_be_a_dict():
+    with pytest.raises(SizingError, match="capacity must be a dict"):
+        size_workers([1, 2])
+
+
+# --- the CPU rule
+
+
+@pytest.mark.parametrize("profile, workers, threads", [("cpu", 9, 1), ("mixed", 9, 2), ("io", 4, 8), ("async", 4, 1)])
+def test_profiles_on_four_cpus(profile, workers, threads):
+    server = "uvicorn" if profile == "async" else "gunicorn"
+    result = size_workers(cap(4.0, 65536), server, profile)
+    assert (result["workers"], result["threads"], result["binding"]) == (workers, threads, "cpu")
+    assert result["concurrency"] == workers * threads
+
+
+def test_quota_counts_not_the_hosts_cores():
+    # The Gunicorn tracker's case: a 1-CPU container on a 64-core host.
+    result = size_workers(cap(cpus=1.0, memory_mb=2048, cpus_host=64), "gunicorn", "cpu")
+    assert result["workers"] == 3
+
+
+def test_fractional_quota():
+    assert size_workers(cap(1.5, 65536), "gunicorn", "cpu")["workers"] == 4
+    assert size_workers(cap(1.5, 65536), "gunicorn", "io")["workers"] == 2
+    assert size_workers(cap(0.5, 65536), "gunicorn", "cpu")["workers"] == 2
+
+
+@pytest.mark.parametrize(
+    "server, profile, worker_class",
+    [
+        ("gunicorn", "cpu", "sync"),
+        ("gunicorn", "mixed", "gthread"),
+        ("gunicorn", "io", "gthread"),
+        ("gunicorn", "async", "gevent"),
+        ("uvicorn", "io", "uvicorn_worker.UvicornWorker"),
+    ],
+)
+def test_worker_class(server, profile, worker_class):
+    assert size_workers(cap(), server, profile)["worker_class"] == worker_class
+
+
+def test_uvicorn_has_no_threads():
+    result = size_workers(cap(), "uvicorn", "io")
+    assert result["threads"] == 1
+    assert any("no thread pool" in line for line in result["explain"])
+
+
+def test_uwsgi_refuses_async():
+    with pytest.raises(SizingError, match="profile 'async' needs an event-loop server"):
+        size_workers(cap(), "uwsgi", "async")
+
+
+# --- memory
+
+
+def test_memory_caps_workers():
+    # 1 GiB VPS: budget 1024 - 256 = 768 MiB; 200 MiB workers + 80 master -> 3
+    result = size_workers(cap(4.0, 1024), "gunicorn", "cpu", worker_rss_mb=200)
+    assert result["workers"] == 3
+    assert result["binding"] == "memory"
+    assert result["expected_rss_mb"] <= result["memory_budget_mb"] == 768
+
+
+def test_memory_too_small_for_one_worker_forces_one_and_warns():
+    result = size_workers(cap(2.0, 512), "gunicorn", "cpu", worker_rss_mb=400)
+    assert result["workers"] == 1
+    assert result["warnings"] and "above the memory budget" in result["warnings"][0]
+
+
+def test_threads_add_their_share_of_memory():
+    result = size_workers(cap(4.0, 65536), "gunicorn", "io", worker_rss_mb=100)
+    assert result["per_worker_mb"] == 135.0  # 100 x (1 + 0.05 x 7)
+
+
+def test_reserve_default_and_explicit():
+    assert size_workers(cap(memory_mb=1024))["memory_reserve_mb"] == 256
+    assert size_workers(cap(memory_mb=4096))["memory_reserve_mb"] == 409
+    assert size_workers(cap(memory_mb=65536))["memory_reserve_mb"] == 1024
+    assert size_workers(cap(memory_mb=4096), memory_reserve_mb=96)["memory_budget_mb"] == 4000
+
+
+def test_measured_worker_memory_is_used_for_the_named_app():
+    measured = {"shop": {"workers": {"count": 4, "pss_median_mb": 240.0, "rss_median_mb": 300.0}}}
+    result = size_workers(cap(4.0, 2048, measured=measured), "gunicorn", "cpu", app="shop")
+    assert result["worker_rss_mb"] == 240.0
+    assert any("measured median PSS of 4 running worker(s) of shop" in line for line in result["explain"])
+    assert size_workers(cap(4.0, 2048, measured=measured), "gunicorn", "cpu", app="other")["worker_rss_mb"] == 100.0
+
+
+# --- database
+
+
+def test_db_takes_threads_first():
+    result = size_workers(cap(4.0, 65536), "gunicorn", "io", db_max_connections=20)
+    assert (result["workers"], result["threads"], result["binding"]) == (4, 5, "db")
+
+
+def test_db_shared_by_hosts_and_connections_per_thread():
+    result = size_workers(
+        cap(4.0, 65536), "gunicorn", "cpu", db_max_connections=100, hosts_sharing_db=5, db_connections_per_thread=4
+    )
+    # 100 / (4 x 5) = 5 concurrent requests per host
+    assert (result["workers"], result["threads"], result["binding"]) == (5, 1, "db")
+
+
+def test_db_override_breaking_the_budget_warns():
+    result = size_workers(cap(), "gunicorn", "io", db_max_connections=10, workers=4, threads=8)
+    assert (result["workers"], result["threads"], result["binding"]) == (4, 8, "override")
+    assert any("above db_max_connections = 10" in w for w in result["warnings"])
+
+
+# --- bounds and overrides
+
+
+def test_max_and_min_workers():
+    assert size_workers(cap(8.0, 65536), "gunicorn", "cpu", max_workers=6)["binding"] == "max_workers"
+    result = size_workers(cap(1.0, 1024), "gunicorn", "cpu", worker_rss_mb=300, min_workers=4)
+    assert (result["workers"], result["binding"]) == (4, "min_workers")
+    assert result["warnings"]
+
+
+def test_overrides_win():
+    result = size_workers(cap(2.0, 65536), "gunicorn", "cpu", workers=12, threads=3)
+    assert (result["workers"], result["threads"], result["binding"], result["worker_class"]) == (12, 3, "override", "gthread")
+    assert result["warnings"] == []
+
+
+# --- timeouts, recycling, queues, per-server keys
+
+
+def test_timeouts_and_recycling():
+    result = size_workers(cap(), "uwsgi", "cpu")
+    assert result["max_requests_jitter"] == 100 == result["max_requests"] // 10
+    assert result["harakiri"] == result["timeout"] == 60
+    assert result["upstream_read_timeout"] > result["harakiri"]
+    assert result["graceful_timeout"] == result["timeout"]
+
+
+def test_backlog_clamped_to_somaxconn():
+    result = size_workers(cap(somaxconn=1024), "uwsgi", "mixed")
+    assert result["backlog"] == result["listen"] == 1024
+    assert result["backlog_wanted"] == 2048
+    assert any("clamped to net.core.somaxconn" in line for line in result["explain"])
+
+
+def test_uwsgi_cheaper():
+    result = size_workers(cap(4.0, 65536), "uwsgi", "cpu")
+    assert (result["processes"], result["cheaper"], result["cheaper_initial"], result["cheaper_step"]) == (9, 2, 5, 2)
+    assert result["cheaper"] < result["cheaper_initial"] <= result["processes"]
+    small = size_workers(cap(1.0, 65536), "uwsgi", "cpu")
+    assert (small["processes"], small["cheaper"]) == (3, 0)
+    assert result["reload_on_rss_mb"] >= 2 * result["worker_rss_mb"]
+
+
+def test_granian_keys():
+    wsgi = size_workers(cap(2.0, 65536), "granian", "io")
+    assert (wsgi["workers"], wsgi["blocking_threads"], wsgi["backpressure"]) == (2, 8, 8)
+    asgi = size_workers(cap(2.0, 65536), "granian", "async")
+    assert (asgi["blocking_threads"], asgi["backpressure"]) == (1, 1024)
+
+
+def test_nginx_numbers_follow_the_whole_host():
+    result = size_workers(cap(2.5, 65536), "gunicorn", "io", share=0.5)
+    assert result["worker_processes"] == 3
+    assert result["worker_rlimit_nofile"] == 2 * result["worker_connections"]
+    limited = size_workers(cap(2.0, 65536, nr_open=4096))
+    assert limited["worker_rlimit_nofile"] == 4096 and limited["worker_connections"] == 2048
+
+
+def test_explain_ends_with_the_decision():
+    assert size_workers(cap(4.0, 1024), "gunicorn", "cpu", worker_rss_mb=200)["explain"][-1] == (
+        "result: 3 process(es) x 1 thread(s), decided by memory"
+    )
+
+
+# --- bad input
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"server": "apache"}, "server must be one of gunicorn, uwsgi, granian, uvicorn, got 'apache'"),
+        ({"profile": "web"}, "profile must be one of cpu, io, mixed, async, got 'web'"),
+        ({"worker_rss_mb": -5}, "worker_rss_mb must be above 0"),
+        ({"worker_rss_mb": "big"}, "worker_rss_mb must be a number, got 'big'"),
+        ({"share": 0}, "share must be above 0"),
+        ({"share": 1.5}, "share must be above 0 and at most 1"),
+        ({"db_max_connections": -1}, "db_max_connections must be at least 0"),
+        ({"db_max_connections": 10.5}, "db_max_connections must be a whole number"),
+        ({"hosts_sharing_db": 0}, "hosts_sharing_db must be at least 1"),
+        ({"workers": 0}, "workers must be at least 1"),
+        ({"threads": True}, "threads must be a number"),
+        ({"min_workers": 5, "max_workers": 2}, r"max_workers \(2\) is below min_workers \(5\)"),
+        ({"memory_reserve_mb": float("inf")}, "memory_reserve_mb must be a finite number"),
+    ],
+)
+def test_bad_arguments_name_themselves(kwargs, message):
+    with pytest.raises(SizingError, match=message):
+        size_workers(cap(), **kwargs)
+
+
+# --- worker_plan
+
+
+def test_plan_splits_the_host_by_weight():
+    apps = [
+        {"name": "shop", "server": "gunicorn", "profile": "cpu", "weight": 3, "domains": ["shop.example"]},
+        {"name": "admin", "server": "uwsgi", "profile": "cpu", "weight": 1},
+    ]
+    plan = plan_workers(apps, cap(4.0, 8192))
+    assert plan["shop"]["share"] == 0.75 and plan["admin"]["share"] == 0.25
+    assert plan["shop"]["cpus"] == 3.0 and plan["admin"]["cpus"] == 1.0
+    assert (plan["shop"]["workers"], plan["admin"]["workers"]) == (7, 3)
+    total_budget = 8192 - 819
+    assert plan["shop"]["memory_budget_mb"] + plan["admin"]["memory_budget_mb"] <= total_budget
+    alone = size_workers(cap(4.0, 8192), "gunicorn", "cpu")
+    assert plan["shop"]["workers"] < alone["workers"]
+
+
+def test_plan_accepts_a_mapping_and_names_the_bad_app():
+    plan = plan_workers({"a": {"profile": "io"}, "b": {"profile": "io"}}, cap())
+    assert set(plan) == {"a", "b"}
+    with pytest.raises(SizingError, match="app b: profile must be one of"):
+        plan_workers([{"name": "a"}, {"name": "b", "profile": "bogus"}], cap())
+    with pytest.raises(SizingError, match="used twice"):
+        plan_workers([{"name": "a"}, {"name": "a"}], cap())
+    with pytest.raises(SizingError, match=r"apps\[0\] must be a dict with a name"):
+        plan_workers([{"server": "uwsgi"}], cap())
+    with pytest.raises(SizingError, match="non-empty list"):
+        plan_workers([], cap())
+    with pytest.raises(SizingError, match=r"apps\[a\].weight must be above 0"):
+        plan_workers([{"name": "a", "weight": 0}], cap())
+
+
+# --- invariants over random hosts and inputs
+
+cpus_st = st.floats(min_value=0.1, max_value=128, allow_nan=False)
+memory_st = st.integers(min_value=128, max_value=1024 * 1024)
+rss_st = st.floats(min_value=10, max_value=2000, allow_nan=False)
+server_profile = st.sampled_from([(s, p) for s in SERVERS for p in PROFILES if not (s == "uwsgi" and p == "async")])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cpus=cpus_st,
+    memory=memory_st,
+    sp=server_profile,
+    rss=rss_st,
+    somaxconn=st.integers(min_value=128, max_value=65535),
+    db=st.one_of(st.none(), st.integers(min_value=0, max_value=2000)),
+    per_thread=st.integers(min_value=1, max_value=4),
+    hosts=st.integers(min_value=1, max_value=20),
+)
+def test_budgets_hold_unless_forced(cpus, memory, sp, rss, somaxconn, db, per_thread, hosts):
+    server, profile = sp
+    result = size_workers(
+        cap(cpus, memory, somaxconn=somaxconn),
+        server,
+        profile,
+        worker_rss_mb=rss,
+        db_max_connections=db,
+        db_connections_per_thread=per_thread,
+        hosts_sharing_db=hosts,
+    )
+    assert result["workers"] >= 1 and result["threads"] >= 1
+    assert result["backlog"] <= somaxconn
+    assert result["upstream_read_timeout"] > result["timeout"]
+    memory_ok = result["expected_rss_mb"] <= result["memory_budget_mb"] + 1
+    db_ok = db is None or result["workers"] * result["threads"] * per_thread * hosts <= db
+    if result["workers"] > 1:
+        # more than the forced minimum of one: the budgets hold
+        assert memory_ok and db_ok
+    # a broken budget is always said
+    assert (memory_ok and db_ok) or result["warnings"]
+    assert not (memory_ok and db_ok) or not result["warnings"]
+    if server == "uwsgi":
+        assert result["listen"] <= somaxconn
+        assert result["harakiri"] < result["upstream_read_timeout"]
+        assert result["cheaper"] < result["processes"] or result["cheaper"] == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=cpus_st, b=cpus_st, m1=memory_st, m2=memory_st, sp=server_profile, rss=rss_st)
+def test_monotonic_in_cpus_and_memory(a, b, m1, m2, sp, rss):
+    server, profile = sp
+    low_cpu, high_cpu = sorted((a, b))
+    low_mem, high_mem = sorted((m1, m2))
+    small = size_workers(cap(low_cpu, low_mem), server, profile, worker_rss_mb=rss)
+    more_cpu = size_workers(cap(high_cpu, low_mem), server, profile, worker_rss_mb=rss)
+    more_mem = size_workers(cap(low_cpu, high_mem), server, profile, worker_rss_mb=rss)
+    assert more_cpu["workers"] >= small["workers"]
+    assert more_mem["workers"] >= small["workers"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cpus=cpus_st,
+    memory=st.integers(min_value=2048, max_value=1024 * 1024),
+    weights=st.lists(st.integers(min_value=1, max_value=10), min_size=1, max_size=5),
+    rss=st.floats(min_value=10, max_value=300, allow_nan=False),
+)
+def test_plan_totals_stay_within_the_host(cpus, memory, weights, rss):
+    apps = [{"name": "app%d" % i, "profile": "mixed", "weight": w, "worker_rss_mb": rss} for i, w in enumerate(weights)]
+    plan = plan_workers(apps, cap(cpus, memory))
+    reserve = min(1024.0, max(256.0, 0.1 * memory))
+    total_budget = memory - reserve
+    assert sum(p["memory_budget_mb"] for p in plan.values()) <= total_budget
+    forced = [p for p in plan.values() if p["warnings"]]
+    if not forced:
+        assert sum(p["expected_rss_mb"] for p in plan.values()) <= total_budget + len(plan)
+    # CPU: never more processes than the rule allows for the whole host, plus one per app
+    assert sum(p["workers"] for p in plan.values()) <= int(2 * cpus) + len(plan)
+    assume(len(plan) > 1)
+    alone = size_workers(cap(cpus, memory), "gunicorn", "mixed", worker_rss_mb=rss)
+    assert all(p["workers"] <= alone["workers"] for p in plan.values())
