@@ -11,7 +11,9 @@ listing=$(tar -tzf "$tarball")
 status=0
 for required in MANIFEST.json FILES.json README.md LICENSE meta/runtime.yml \
                 roles/sysctl/tasks/main.yml roles/sysctl/meta/argument_specs.yml \
-                plugins/modules/sysctl_plan.py plugins/module_utils/_sysctl.py; do
+                plugins/modules/sysctl_plan.py plugins/module_utils/_sysctl.py \
+                plugins/modules/capacity_facts.py plugins/filter/worker_sizing.py \
+                plugins/filter/worker_plan.py plugins/module_utils/_sizing.py docs/sizing.md; do
   grep -qx "$required" <<<"$listing" || { echo "check-build: missing $required"; status=1; }
 done
 forbidden=$(grep -E '^(\.venv|\.cache|\.ci|\.config|\.git|\.hypothesis|\.pytest_cache|\.ruff_cache|molecule|tools|tests/unit)(/|$)|(^|/)__pycache__/|^Makefile$|^requirements-dev\.txt$|\.tar\.gz$' <<<"$listing" || true)

@@ -26,7 +26,7 @@ for _ in range(int(sys.argv[1])):
     pid = os.fork()
     if pid == 0:
         ballast = bytearray(os.urandom(1024 * 1024)) * int(sys.argv[2])
-        print("ready", flush=True)
+        os.write(1, b"ready\n")  # one write: atomic on a pipe
         time.sleep(120)
         os._exit(0)
     children.append(pid)
