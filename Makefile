@@ -86,6 +86,7 @@ check-build: venv ## Build and check the tarball holds the content and no dev fi
 demo: venv images ## Deploy the stack into a local sandbox container (pyweb-sandbox)
 	ansible-playbook tools/sandbox.yml
 	ansible-playbook -i inventories/sandbox playbooks/site.yml
+	bash tools/demo-report.sh pyweb-sandbox
 
 demo-clean: docker ## Remove the sandbox container
 	docker rm --force pyweb-sandbox >/dev/null 2>&1 || true

@@ -76,6 +76,10 @@ done
 rm -f "$root/var/lib/dbus/machine-id"
 echo "pyweb-$release" >"$root/etc/hostname"
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+# No package lists in the image: make the empty cache look old, so apt
+# clients honouring a cache_valid_time refresh it instead of trusting it.
+touch -d @0 "$root/var/lib/apt/lists" "$root/var/cache/apt"
+rm -f "$root/var/lib/apt/periodic/update-success-stamp"
 
 tar -C "$root" --numeric-owner -c . | docker import \
   --change 'ENV container=docker' \

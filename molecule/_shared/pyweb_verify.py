@@ -6,6 +6,7 @@ Each scenario's tests/conftest.py puts this folder on sys.path.
 from __future__ import annotations
 
 import json
+import re
 
 
 def sysctl_conf(host, path):
@@ -43,3 +44,43 @@ def live_sysctl(host, key):
 
 def remote_json(host, path):
     return json.loads(host.file(path).content_string)
+
+
+def http(host, url, *, headers=(), unix_socket=None, as_user=None):
+    """(status, headers dict lower-cased, body) of a GET made inside the instance."""
+    cmd = ["curl", "--silent", "--show-error", "--max-time", "10", "--include", "--insecure"]
+    for header in headers:
+        cmd += ["--header", header]
+    if unix_socket:
+        cmd += ["--unix-socket", unix_socket]
+    cmd.append(url)
+    if as_user:
+        cmd = ["runuser", "-u", as_user, "--", *cmd]
+    out = host.check_output(" ".join("'%s'" % part.replace("'", "'\\''") for part in cmd))
+    head, _sep, body = out.replace("\r\n", "\n").partition("\n\n")
+    lines = head.splitlines()
+    status = int(lines[0].split()[1])
+    fields = {}
+    for line in lines[1:]:
+        name, _colon, value = line.partition(":")
+        fields[name.strip().lower()] = value.strip()
+    return status, fields, body
+
+
+def wrk_report(text):
+    """Requests, non-2xx/3xx, socket errors, req/s and p99 (ms) from a wrk --latency report."""
+
+    def number(pattern, default=0.0):
+        match = re.search(pattern, text)
+        return float(match.group(1)) if match else default
+
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", text)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    return {
+        "requests": int(number(r"(\d+) requests in")),
+        "non_2xx_3xx": int(number(r"Non-2xx or 3xx responses: (\d+)")),
+        "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0,
+        "rps": number(r"Requests/sec:\s+([\d.]+)"),
+        "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else None,
+    }

@@ -1,0 +1,58 @@
+"""Endpoints that load a server the ways real apps do.
+
+/          fast: a few bytes
+/io?ms=20  I/O-bound: sleeps like a database call
+/cpu?n=N   CPU-bound: N rounds of hashing
+/whoami    pid, uid and thread of the worker that answered
+/healthz   ok
+Every response carries X-Pyweb-App, so a static file served by nginx (which
+has no such header) can be told from one that reached the app.
+"""
+
+import hashlib
+import json
+import os
+import threading
+import time
+from urllib.parse import parse_qs
+
+NAME = os.environ.get("PYWEB_APP_NAME", "demo")
+
+
+def _number(query, key, default, limit):
+    try:
+        return max(0, min(limit, int(query.get(key, [default])[0])))
+    except ValueError:
+        return default
+
+
+def _body(environ):
+    path = environ.get("PATH_INFO", "/")
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    if path == "/":
+        return "200 OK", {"app": NAME, "hello": "world"}
+    if path == "/io":
+        ms = _number(query, "ms", 20, 10000)
+        time.sleep(ms / 1000.0)
+        return "200 OK", {"slept_ms": ms}
+    if path == "/cpu":
+        rounds = _number(query, "n", 20000, 5000000)
+        digest = b"pyweb"
+        for _ in range(rounds):
+            digest = hashlib.sha256(digest).digest()
+        return "200 OK", {"rounds": rounds, "digest": digest.hex()[:16]}
+    if path == "/whoami":
+        return "200 OK", {"pid": os.getpid(), "uid": os.getuid(), "thread": threading.current_thread().name}
+    if path == "/healthz":
+        return "200 OK", {"status": "ok"}
+    return "404 Not Found", {"error": "not found", "path": path}
+
+
+def application(environ, start_response):
+    status, payload = _body(environ)
+    data = json.dumps(payload).encode()
+    start_response(
+        status,
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data))), ("X-Pyweb-App", NAME)],
+    )
+    return [data]

@@ -1,0 +1,98 @@
+# Copyright: pyweb.stack contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: app_layout
+short_description: Validate pyweb_apps and derive every path, user and socket from it
+version_added: 0.1.0
+description:
+  - Each app is described once in C(pyweb_apps). This filter checks each
+    description and fills in what the roles derive from it, so the socket nginx
+    proxies to and the socket the app server binds are the same string, computed
+    in one place.
+  - "Required keys: C(name) (lowercase, digits, _), C(module) (import path such as
+    C(mysite.wsgi:application)), C(source) (C({type: path, path: ...}),
+    C({type: git, repo: ..., version: ...}) or C({type: pip, requirement: ...}))."
+  - "Optional keys: C(server) (gunicorn), C(interface) (wsgi), C(profile),
+    C(domains) (C([_]), the default server), C(static_url), C(media_url),
+    C(client_max_body_size), C(tls), C(env), C(django), C(python_requirements),
+    C(health_path), C(preload_app), C(user) and the sizing keys of
+    P(pyweb.stack.worker_sizing#filter)."
+  - "Derived: C(user)/C(group) (pyweb-<name>), C(base_dir), C(code_dir), C(venv),
+    C(static_dir), C(media_dir), C(log_dir), C(config_dir), C(env_file), C(socket),
+    C(service), C(upstream), C(web_group)."
+  - An unknown key, a bad value, a name or domain used twice fails with a message
+    naming the app and the key.
+positional: _input
+options:
+  _input:
+    description: The list of app descriptions.
+    type: list
+    elements: dict
+    required: true
+  base_dir:
+    description: Where apps live; each gets C(<base_dir>/<name>).
+    type: str
+    default: /srv/pyweb
+  run_dir:
+    description: Where the sockets are.
+    type: str
+    default: /run/pyweb
+  config_dir:
+    description: Where the servers' configuration and the environment files are.
+    type: str
+    default: /etc/pyweb
+  log_dir:
+    description: Where the apps log.
+    type: str
+    default: /var/log/pyweb
+  web_group:
+    description: The group of the nginx worker; it owns the sockets' group.
+    type: str
+    default: www-data
+author:
+  - pyweb.stack developers (@pyweb)
+"""
+
+EXAMPLES = r"""
+- name: Everything about the apps, derived once
+  ansible.builtin.set_fact:
+    apps: "{{ pyweb_apps | pyweb.stack.app_layout }}"
+  vars:
+    pyweb_apps:
+      - name: shop
+        module: shop.wsgi:application
+        source: {type: git, repo: "https://git.example.com/shop.git", version: v1.4.2}
+        domains: [shop.example.com]
+
+- name: The socket nginx will proxy to
+  ansible.builtin.debug:
+    msg: "{{ apps[0].socket }}"  # /run/pyweb/shop.sock
+"""
+
+RETURN = r"""
+_value:
+  description: The apps, each with every key filled in.
+  type: list
+  elements: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.pyweb.stack.plugins.module_utils._apps import AppError, app_layout
+
+
+def app_layout_filter(apps, **kwargs):
+    try:
+        return app_layout(apps, **kwargs)
+    except AppError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+    except TypeError as exc:
+        raise AnsibleFilterError("app_layout: %s" % exc) from None
+
+
+class FilterModule:
+    def filters(self):
+        return {"app_layout": app_layout_filter}
