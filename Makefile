@@ -54,8 +54,8 @@ ansible-lint: venv
 	ansible-lint --profile production
 
 ruff: venv
-	ruff check plugins tests molecule
-	ruff format --check plugins tests molecule
+	ruff check plugins tests molecule playbooks
+	ruff format --check plugins tests molecule playbooks
 
 lint: yamllint ansible-lint ruff ## yamllint, ansible-lint (production profile), ruff
 

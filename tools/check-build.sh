@@ -13,7 +13,10 @@ for required in MANIFEST.json FILES.json README.md LICENSE meta/runtime.yml \
                 roles/sysctl/tasks/main.yml roles/sysctl/meta/argument_specs.yml \
                 plugins/modules/sysctl_plan.py plugins/module_utils/_sysctl.py \
                 plugins/modules/capacity_facts.py plugins/filter/worker_sizing.py \
-                plugins/filter/worker_plan.py plugins/module_utils/_sizing.py docs/sizing.md; do
+                plugins/filter/worker_plan.py plugins/module_utils/_sizing.py docs/sizing.md \
+                plugins/filter/app_layout.py roles/python_app/tasks/main.yml roles/gunicorn/tasks/main.yml \
+                roles/nginx/tasks/main.yml playbooks/site.yml playbooks/files/pyweb_demo/pyweb_demo/app.py \
+                docs/operations.md; do
   grep -qx "$required" <<<"$listing" || { echo "check-build: missing $required"; status=1; }
 done
 forbidden=$(grep -E '^(\.venv|\.cache|\.ci|\.config|\.git|\.hypothesis|\.pytest_cache|\.ruff_cache|molecule|tools|tests/unit)(/|$)|(^|/)__pycache__/|^Makefile$|^requirements-dev\.txt$|\.tar\.gz$' <<<"$listing" || true)

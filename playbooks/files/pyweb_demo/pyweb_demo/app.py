@@ -38,7 +38,7 @@ def _body(environ):
     if path == "/cpu":
         rounds = _number(query, "n", 20000, 5000000)
         digest = b"pyweb"
-        for _ in range(rounds):
+        for _round in range(rounds):
             digest = hashlib.sha256(digest).digest()
         return "200 OK", {"rounds": rounds, "digest": digest.hex()[:16]}
     if path == "/whoami":
