@@ -46,9 +46,13 @@ def remote_json(host, path):
     return json.loads(host.file(path).content_string)
 
 
-def http(host, url, *, headers=(), unix_socket=None, as_user=None):
-    """(status, headers dict lower-cased, body) of a GET made inside the instance."""
-    cmd = ["curl", "--silent", "--show-error", "--max-time", "10", "--include", "--insecure"]
+def http(host, url, *, headers=(), unix_socket=None, as_user=None, body=True):
+    """(status, headers dict lower-cased, body) of a GET made inside the instance.
+
+    body=False discards the body (a compressed one is not text).
+    """
+    cmd = ["curl", "--silent", "--show-error", "--max-time", "10", "--insecure"]
+    cmd += ["--include"] if body else ["--output", "/dev/null", "--dump-header", "-"]
     for header in headers:
         cmd += ["--header", header]
     if unix_socket:

@@ -154,25 +154,11 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.pyweb.stack.plugins.module_utils._sizing import SizingError, size_workers
+from ansible_collections.pyweb.stack.plugins.module_utils._sizing import APP_SIZING_KEYS, SizingError, size_workers
 
 
 def worker_sizing(capacity, server="gunicorn", profile="mixed", **kwargs):
-    allowed = {
-        "worker_rss_mb",
-        "memory_reserve_mb",
-        "share",
-        "db_max_connections",
-        "db_connections_per_thread",
-        "hosts_sharing_db",
-        "min_workers",
-        "max_workers",
-        "threads",
-        "workers",
-        "timeout",
-        "backlog",
-        "app",
-    }
+    allowed = set(APP_SIZING_KEYS) | {"memory_reserve_mb", "share", "app"}
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise AnsibleFilterError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.pyweb.stack.plugins.module_utils._sizing import PROFILES, SERVERS
+from ansible_collections.pyweb.stack.plugins.module_utils._sizing import APP_SIZING_KEYS, PROFILES, SERVERS
 
 __all__ = ["AppError", "app_layout"]
 
@@ -25,11 +25,9 @@ _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 KNOWN_KEYS = {
     "name", "server", "interface", "module", "profile", "source", "domains", "static_url", "media_url",
-    "static_dir", "media_dir", "client_max_body_size", "tls", "env", "django", "weight", "worker_rss_mb",
-    "db_max_connections", "db_connections_per_thread", "hosts_sharing_db", "min_workers", "max_workers",
-    "threads", "workers", "timeout", "backlog", "preload_app", "python_requirements", "health_path",
-    "user", "default_server", "static_source", "server_settings",
-}  # fmt: skip
+    "static_dir", "media_dir", "client_max_body_size", "tls", "env", "django", "weight", "preload_app",
+    "python_requirements", "health_path", "user", "default_server", "static_source", "server_settings",
+} | set(APP_SIZING_KEYS)  # fmt: skip
 _SOURCE_TYPES = {"path": ("path",), "git": ("repo",), "pip": ("requirement",)}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 __all__ = [
+    "APP_SIZING_KEYS",
     "DEFAULTS",
     "PROFILES",
     "SERVERS",
@@ -429,7 +430,9 @@ def size_workers(
     return result
 
 
-_APP_KEYS = (
+# The per-app sizing arguments: what an app description may carry, and (with
+# memory_reserve_mb, share and app) what worker_sizing accepts.
+APP_SIZING_KEYS = (
     "worker_rss_mb",
     "db_max_connections",
     "db_connections_per_thread",
@@ -469,7 +472,7 @@ def plan_workers(apps, capacity, memory_reserve_mb=None):
     plan = {}
     for app_desc, weight in zip(apps, weights):
         name = app_desc["name"]
-        kwargs = {key: app_desc[key] for key in _APP_KEYS if key in app_desc}
+        kwargs = {key: app_desc[key] for key in APP_SIZING_KEYS if key in app_desc}
         try:
             result = size_workers(
                 capacity,
