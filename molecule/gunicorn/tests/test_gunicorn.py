@@ -36,8 +36,9 @@ def test_app_user_has_no_login_shell(host):
 
 def test_gunicorn_never_runs_as_root(host):
     rows = host.check_output("ps -eo user:32,args --no-headers | grep '[b]in/gunicorn'").splitlines()
-    assert len(rows) >= 2  # a master and its workers
-    assert all(row.split()[0] == USER for row in rows), rows
+    assert len(rows) >= 4  # a master and workers per app
+    users = {row.split()[0] for row in rows}
+    assert users == {USER, "pyweb-shop"}, rows
 
 
 def test_workers_match_the_sizing(host):
@@ -46,8 +47,8 @@ def test_workers_match_the_sizing(host):
     master = host.check_output("systemctl show -p MainPID --value pyweb-demo.service")
     children = host.check_output("pgrep -P %s | wc -l", master)
     assert int(children) == workers
-    # the containers have 2 CPUs: mixed profile -> (2 x 2) + 1
-    assert workers == 5
+    # 2 CPUs, shared half and half with the shop app: mixed -> (2 x 1) + 1
+    assert workers == 3
     assert "\nthreads = 2\n" in conf and '\nworker_class = "gthread"\n' in conf
 
 
@@ -112,3 +113,30 @@ def test_reload_under_load_lost_no_request(host):
     assert report["requests"] > 500
     assert report["non_2xx_3xx"] == 0
     assert report["socket_errors"] == 0
+
+
+def test_second_app_side_by_side_with_its_own_user_and_socket(host):
+    sock = host.file("/run/pyweb/shop.sock")
+    assert sock.is_socket and sock.user == "pyweb-shop" and sock.group == "www-data"
+    conf = host.file("/etc/pyweb/shop/gunicorn.conf.py").content_string
+    # io profile on its half of the host (1 CPU): one process, 8 threads
+    assert "\nworkers = 1\n" in conf and "\nthreads = 8\n" in conf
+    assert "shop: weight 1 of 2" in conf
+
+
+def test_tls_site_redirects_and_speaks_http2(host):
+    status, headers, _body = http(host, "http://127.0.0.1/healthz", headers=["Host: shop.test"], body=False)
+    assert status == 301
+    assert headers["location"] == "https://shop.test/healthz"
+    out = host.check_output(
+        "curl --silent --insecure --http2 --resolve shop.test:443:127.0.0.1 -o /dev/null "
+        "-w '%{http_code} %{http_version}' https://shop.test/healthz"
+    )
+    assert out == "200 2"
+    key = host.file("/etc/ssl/pyweb/shop.key")
+    assert (key.user, key.mode) == ("root", 0o600)
+
+
+def test_default_site_stays_the_demo_app(host):
+    _status, _headers, body = http(host, "http://127.0.0.1/", headers=["Host: unknown.test"])
+    assert json.loads(body)["app"] == "demo"
