@@ -4,7 +4,7 @@
 set -euo pipefail
 name=${1:-pyweb-sandbox}
 seconds=${PYWEB_DEMO_LOAD_SECONDS:-5}
-docker exec "$name" sh -c 'command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }'
+docker exec "$name" sh -c 'command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1; }'
 ip=$(docker inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$name")
 echo
 echo "== pyweb sandbox"
