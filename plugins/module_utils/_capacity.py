@@ -11,7 +11,6 @@ slice) binds the children as much as one set on the process itself.
 
 from __future__ import annotations
 
-import math
 import os
 
 __all__ = [
@@ -364,8 +363,3 @@ def kernel_limits(root="/", nofile=None):
         "nofile_soft": finite(soft),
         "nofile_hard": finite(hard),
     }
-
-
-def ceil_cpus(cpus):
-    """Whole CPUs covering a fractional quota (1.5 -> 2), at least 1."""
-    return max(1, int(math.ceil(cpus - 1e-9)))

@@ -45,8 +45,6 @@ DEFAULTS = {
     "worker_connections": 4096,
 }
 
-_BINDINGS = ("cpu", "memory", "db", "max_workers", "min_workers", "override")
-
 
 class SizingError(ValueError):
     """Bad input; the message names the argument and what is allowed."""
