@@ -288,7 +288,9 @@ def size_workers(
         source = "given"
     if reserve is None:
         reserve = _default_reserve(host["memory_mb"])
-    budget = max(0.0, (host["memory_mb"] - reserve) * share)
+    # Whole MiB, as reported: the fit, the warning and memory_budget_mb all
+    # compare against the same number.
+    budget = float(max(0, int(math.floor((host["memory_mb"] - reserve) * share))))
     master_mb = DEFAULTS["master_share"] * worker_rss
 
     def per_worker(thread_count):

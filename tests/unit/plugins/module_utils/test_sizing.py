@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.pyweb.stack.plugins.module_utils._sizing import (
@@ -324,6 +324,10 @@ server_profile = st.sampled_from([(s, p) for s in SERVERS for p in PROFILES if n
     per_thread=st.integers(min_value=1, max_value=4),
     hosts=st.integers(min_value=1, max_value=20),
 )
+# Fractional budgets let the reported numbers disagree with the warning:
+# 14 of 13 MiB warned (found by hypothesis), 2465 of 2464 MiB not warned.
+@example(cpus=1.0, memory=269, sp=("gunicorn", "cpu"), rss=10.0, somaxconn=128, db=None, per_thread=1, hosts=1)
+@example(cpus=64.0, memory=2738, sp=("gunicorn", "cpu"), rss=333.0, somaxconn=128, db=None, per_thread=1, hosts=1)
 def test_budgets_hold_unless_forced(cpus, memory, sp, rss, somaxconn, db, per_thread, hosts):
     server, profile = sp
     result = size_workers(
@@ -338,7 +342,7 @@ def test_budgets_hold_unless_forced(cpus, memory, sp, rss, somaxconn, db, per_th
     assert result["workers"] >= 1 and result["threads"] >= 1
     assert result["backlog"] <= somaxconn
     assert result["upstream_read_timeout"] > result["timeout"]
-    memory_ok = result["expected_rss_mb"] <= result["memory_budget_mb"] + 1
+    memory_ok = result["expected_rss_mb"] <= result["memory_budget_mb"]
     db_ok = db is None or result["workers"] * result["threads"] * per_thread * hosts <= db
     if result["workers"] > 1:
         # more than the forced minimum of one: the budgets hold
