@@ -155,34 +155,30 @@ def _v2_has(directory, controller):
     return text is not None and controller in text.split()
 
 
-def _quota_v2(root, directory):
-    best = None
-    for path in _ancestors(directory, _mount_point_of(root, directory)):
-        text = _read("/", os.path.join(path, "cpu.max"))
-        if not text:
-            continue
-        fields = text.split()
-        if len(fields) >= 1 and fields[0] != "max":
-            try:
-                quota = int(fields[0])
-                period = int(fields[1]) if len(fields) > 1 else 100000
-            except ValueError:
-                continue
-            if quota > 0 and period > 0:
-                cpus = quota / period
-                best = cpus if best is None else min(best, cpus)
-    return best
+def _cpus_v2(path):
+    """CPUs allowed by cgroup v2 ``cpu.max`` in one directory ("max": none)."""
+    fields = (_read("/", os.path.join(path, "cpu.max")) or "").split()
+    if not fields or fields[0] == "max":
+        return None
+    try:
+        quota = int(fields[0])
+        period = int(fields[1]) if len(fields) > 1 else 100000
+    except ValueError:
+        return None
+    return quota / period if quota > 0 and period > 0 else None
 
 
-def _quota_v1(root, directory):
-    best = None
-    for path in _ancestors(directory, _mount_point_of(root, directory)):
-        quota = _read_int("/", os.path.join(path, "cpu.cfs_quota_us"))
-        period = _read_int("/", os.path.join(path, "cpu.cfs_period_us"))
-        if quota is not None and quota > 0 and period:
-            cpus = quota / period
-            best = cpus if best is None else min(best, cpus)
-    return best
+def _cpus_v1(path):
+    """CPUs allowed by cgroup v1 ``cpu.cfs_quota_us`` in one directory (-1: none)."""
+    quota = _read_int("/", os.path.join(path, "cpu.cfs_quota_us"))
+    period = _read_int("/", os.path.join(path, "cpu.cfs_period_us"))
+    return quota / period if quota is not None and quota > 0 and period else None
+
+
+def _smallest_quota(root, directory, cpus_in):
+    """The tightest quota on ``directory`` or any ancestor: a parent's binds the child."""
+    quotas = [cpus_in(path) for path in _ancestors(directory, _mount_point_of(root, directory))]
+    return min((q for q in quotas if q is not None), default=None)
 
 
 def _cpuset(root, directory, filename):
@@ -216,12 +212,12 @@ def cpu_capacity(root="/", affinity=None, cpu_count=None):
     cgroup_version = None
     cpuset = None
     if paths["v2"] and _v2_has(paths["v2"], "cpu"):
-        quota = _quota_v2(root, paths["v2"])
+        quota = _smallest_quota(root, paths["v2"], _cpus_v2)
         cgroup_version = 2
         if quota is not None:
             candidates.append((quota, "cgroup2 cpu.max"))
     elif "cpu" in paths["v1"]:
-        quota = _quota_v1(root, paths["v1"]["cpu"])
+        quota = _smallest_quota(root, paths["v1"]["cpu"], _cpus_v1)
         cgroup_version = 1
         if quota is not None:
             candidates.append((quota, "cgroup1 cpu.cfs_quota_us"))
