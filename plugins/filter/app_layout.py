@@ -22,7 +22,7 @@ description:
     P(pyweb.stack.worker_sizing#filter)."
   - "Derived: C(user)/C(group) (pyweb-<name>), C(base_dir), C(code_dir), C(venv),
     C(static_dir), C(media_dir), C(log_dir), C(config_dir), C(env_file), C(socket),
-    C(service), C(upstream), C(web_group)."
+    C(service), C(upstream), C(web_group), C(host_name) (the first domain, or localhost)."
   - An unknown key, a bad value, a name or domain used twice fails with a message
     naming the app and the key.
 positional: _input

@@ -144,6 +144,8 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group):
             "source": source,
             "domains": domains,
             "default_server": bool(raw.get("default_server", "_" in domains)),
+            # the name to ask for and to put in a certificate ("_" is no name)
+            "host_name": domains[0] if domains[0] != "_" else "localhost",
             "static_url": urls["static_url"],
             "media_url": urls["media_url"],
             "client_max_body_size": body,

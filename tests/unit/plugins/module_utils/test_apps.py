@@ -27,6 +27,7 @@ def test_defaults_and_derived_paths():
     assert result["service"] == "pyweb-demo"
     assert result["measure"] == {"name": "demo", "unit": "pyweb-demo.service"}
     assert result["domains"] == ["_"] and result["default_server"] is True
+    assert result["host_name"] == "localhost"
     assert result["tls"]["enabled"] is False
 
 
@@ -43,7 +44,8 @@ def test_asgi_defaults():
 
 
 def test_tls_self_signed_and_given():
-    (result,) = app_layout([app(tls={"self_signed": True}, domains=["a.example"])])
+    (result,) = app_layout([app(tls={"self_signed": True}, domains=["a.example", "b.example"])])
+    assert result["host_name"] == "a.example"
     assert result["tls"]["enabled"] and result["tls"]["certificate"] == "/etc/ssl/pyweb/demo.crt"
     (result,) = app_layout([app(tls={"certificate": "/c.pem", "key": "/k.pem"}, domains=["a.example"])])
     assert result["tls"]["certificate"] == "/c.pem"
