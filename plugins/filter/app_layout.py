@@ -23,6 +23,11 @@ description:
   - "Derived: C(user)/C(group) (pyweb-<name>), C(base_dir), C(code_dir), C(venv),
     C(static_dir), C(media_dir), C(log_dir), C(config_dir), C(env_file), C(socket),
     C(service), C(upstream), C(web_group), C(host_name) (the first domain, or localhost)."
+  - "uWSGI apps also get C(uwsgi_mode) (the app's own C(uwsgi_mode) key, else O(uwsgi_mode)),
+    C(private_run_dir) (C(<run_dir>/<name>), for stats sockets), C(stats_socket) and C(vassal)
+    (the emperor's file name). In C(instances) mode C(socket) and C(stats_socket) contain
+    C(%i), the instance number (systemd's instance specifier, expanded by the nginx site for
+    every instance), and C(service) ends in C(@) (a systemd template)."
   - An unknown key, a bad value, a name or domain used twice fails with a message
     naming the app and the key.
 positional: _input
@@ -52,6 +57,11 @@ options:
     description: The group of the nginx worker; it owns the sockets' group.
     type: str
     default: www-data
+  uwsgi_mode:
+    description: How uWSGI apps without their own C(uwsgi_mode) run (see the P(pyweb.stack.uwsgi#role) role).
+    type: str
+    choices: [emperor, instances]
+    default: emperor
 author:
   - pyweb.stack developers (@pyweb)
 """

@@ -90,6 +90,14 @@ options:
   backlog:
     description: The listen backlog wanted; clamped to C(net.core.somaxconn). Default 2048.
     type: int
+  uwsgi_mode:
+    description:
+      - uWSGI only. C(emperor) sizes one master with O(workers) processes; C(instances)
+        sizes that many single-worker instances, each with its own master (counted in
+        the memory budget), balanced by nginx.
+    type: str
+    choices: [emperor, instances]
+    default: emperor
   app:
     description: The app's name, to find its measurement in C(pyweb_capacity.measured).
     type: str
@@ -132,11 +140,13 @@ _value:
     memory_reserve_mb: {description: Memory kept for the rest of the host., type: int}
     worker_rss_mb: {description: Memory of one single-threaded worker used in the sums., type: float}
     per_worker_mb: {description: Memory of one worker with its threads., type: float}
-    expected_rss_mb: {description: Master + workers x per_worker_mb., type: int}
+    expected_rss_mb: {description: "Master + workers x per_worker_mb (uWSGI instances: one master per worker).", type: int}
     binding: {description: "The constraint that decided: cpu, memory, db, max_workers, min_workers, override.", type: str}
     explain: {description: Sentences a person reads., type: list, elements: str}
     warnings: {description: Budgets broken by forced numbers; the roles print them., type: list, elements: str}
-    processes: {description: uWSGI processes (uwsgi only)., type: int}
+    uwsgi_mode: {description: "uWSGI shape: emperor or instances (uwsgi only).", type: str}
+    instances: {description: "uWSGI instances: 1 in emperor mode, the worker count in instances mode (uwsgi only).", type: int}
+    processes: {description: uWSGI processes per instance (uwsgi only)., type: int}
     cheaper: {description: uWSGI minimum idle workers; 0 disables the cheaper subsystem (uwsgi only)., type: int}
     cheaper_initial: {description: uWSGI workers started at boot (uwsgi only)., type: int}
     cheaper_step: {description: uWSGI workers spawned at a time (uwsgi only)., type: int}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.pyweb.stack.plugins.module_utils._sizing import APP_SIZING_KEYS, PROFILES, SERVERS
+from ansible_collections.pyweb.stack.plugins.module_utils._sizing import APP_SIZING_KEYS, PROFILES, SERVERS, UWSGI_MODES
 
 __all__ = ["AppError", "app_layout"]
 
@@ -47,7 +47,7 @@ def _str_list(app, key, value):
     return value
 
 
-def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group):
+def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uwsgi_mode):
     if not isinstance(raw, dict):
         raise AppError("pyweb_apps[%d]: must be a dict, got %r" % (index, raw))
     name = raw.get("name")
@@ -67,6 +67,11 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group):
         _fail(name, "interface", "must be wsgi or asgi, got %r" % (interface,))
     if server == "uwsgi" and interface == "asgi":
         _fail(name, "interface", "uwsgi serves wsgi only; use granian or uvicorn for asgi")
+    if "uwsgi_mode" in raw and server != "uwsgi":
+        _fail(name, "uwsgi_mode", "only applies to server uwsgi (this app's server is %s)" % server)
+    mode = raw.get("uwsgi_mode", uwsgi_mode)
+    if server == "uwsgi" and mode not in UWSGI_MODES:
+        _fail(name, "uwsgi_mode", "must be one of %s, got %r" % (", ".join(UWSGI_MODES), mode))
     if server == "gunicorn" and interface == "asgi":
         _fail(name, "interface", "gunicorn serves asgi through uvicorn workers: set server: uvicorn")
     profile = raw.get("profile", "async" if interface == "asgi" else "mixed")
@@ -180,11 +185,51 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group):
             "upstream": "pyweb_%s" % name,
         }
     )
+    if server == "uwsgi":
+        app.update(_uwsgi_paths(app, mode, run_dir))
     return app
 
 
+def _uwsgi_paths(app, mode, run_dir):
+    """Where a uWSGI app's sockets live; %i is the instance number.
+
+    The same pattern is systemd's instance specifier in the socket unit and
+    what the nginx site expands into one upstream peer per instance.
+    """
+    private = "%s/%s" % (run_dir.rstrip("/"), app["name"])
+    paths = {
+        "uwsgi_mode": mode,
+        # stats sockets and the master FIFO: written by the app user
+        "private_run_dir": private,
+        "vassal": "%s.ini" % app["name"],
+    }
+    if mode == "instances":
+        paths.update(
+            {
+                "socket": "%s/%s@%%i.sock" % (run_dir.rstrip("/"), app["name"]),
+                "stats_socket": private + "/stats@%i.sock",
+                "service": app["service"] + "@",
+                "measure": {"name": app["name"], "pattern": "^%s@[0-9]+ uWSGI" % app["service"]},
+            }
+        )
+    else:
+        paths.update(
+            {
+                "stats_socket": private + "/stats.sock",
+                "measure": {"name": app["name"], "pattern": "^%s uWSGI" % app["service"]},
+            }
+        )
+    return paths
+
+
 def app_layout(
-    apps, base_dir="/srv/pyweb", run_dir="/run/pyweb", config_dir="/etc/pyweb", log_dir="/var/log/pyweb", web_group="www-data"
+    apps,
+    base_dir="/srv/pyweb",
+    run_dir="/run/pyweb",
+    config_dir="/etc/pyweb",
+    log_dir="/var/log/pyweb",
+    web_group="www-data",
+    uwsgi_mode="emperor",
 ):
     """Validate ``apps`` and return them with every derived path filled in."""
     if not isinstance(apps, list):
@@ -192,7 +237,7 @@ def app_layout(
     result = []
     seen = {}
     for index, raw in enumerate(apps):
-        app = _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group)
+        app = _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uwsgi_mode)
         if app["name"] in seen:
             raise AppError("pyweb_apps[%d].name: %r is used twice" % (index, app["name"]))
         seen[app["name"]] = app

@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULTS",
     "PROFILES",
     "SERVERS",
+    "UWSGI_MODES",
     "SizingError",
     "normalise_capacity",
     "plan_workers",
@@ -24,6 +25,9 @@ __all__ = [
 
 SERVERS = ("gunicorn", "uwsgi", "granian", "uvicorn")
 PROFILES = ("cpu", "io", "mixed", "async")
+# uWSGI's two shapes: one master with N workers per app (a vassal of the
+# emperor), or N single-worker instances per app balanced by nginx.
+UWSGI_MODES = ("emperor", "instances")
 
 DEFAULTS = {
     # A Django/Flask worker after warm-up; measure yours (capacity_facts
@@ -214,6 +218,7 @@ def size_workers(
     workers=None,
     timeout=None,
     backlog=None,
+    uwsgi_mode="emperor",
     app=None,
     _host=None,
 ):
@@ -225,6 +230,8 @@ def size_workers(
             "profile 'async' needs an event-loop server: use server granian or uvicorn "
             "(or gunicorn, which runs gevent workers); uwsgi serves WSGI with processes and threads"
         )
+    uwsgi_mode = _choice("uwsgi_mode", uwsgi_mode, UWSGI_MODES)
+    instances = server == "uwsgi" and uwsgi_mode == "instances"
     host = _host or normalise_capacity(capacity)
     worker_rss = _optional_number("worker_rss_mb", worker_rss_mb, above=True)
     reserve = _optional_number("memory_reserve_mb", memory_reserve_mb)
@@ -296,11 +303,21 @@ def size_workers(
     def per_worker(thread_count):
         return worker_rss * (1 + DEFAULTS["thread_share"] * (thread_count - 1))
 
+    # One master per app, or (uWSGI instances) one master per worker.
+    def cost(count, thread_count):
+        if instances:
+            return count * (master_mb + per_worker(thread_count))
+        return master_mb + count * per_worker(thread_count)
+
     explain.append(
         "memory budget %d MiB = (%d MiB - %d MiB reserve)%s; %g MiB per worker, %s"
         % (budget, host["memory_mb"], reserve, " x %.2f share" % share if share < 1 else "", worker_rss, source)
     )
-    fit = int(math.floor((budget - master_mb) / per_worker(t))) if budget > master_mb else 0
+    if instances:
+        explain.append("uwsgi instances: each worker is its own instance with its own master")
+        fit = int(math.floor(budget / (master_mb + per_worker(t))))
+    else:
+        fit = int(math.floor((budget - master_mb) / per_worker(t))) if budget > master_mb else 0
     if fit < n:
         n = max(1, fit)
         binding = "memory"
@@ -331,7 +348,7 @@ def size_workers(
         explain.append("raised to min_workers = %d" % min_w)
 
     # --- what it costs, and whether a forced number breaks a budget
-    expected = master_mb + n * per_worker(t)
+    expected = cost(n, t)
     if expected > budget:
         warnings.append(
             "%d worker(s) x %d thread(s) need about %d MiB, above the memory budget of %d MiB" % (n, t, expected, budget)
@@ -392,13 +409,17 @@ def size_workers(
             worker_class = "gthread" if t > 1 else "sync"
         result["worker_class"] = worker_class
     if server == "uwsgi":
-        cheaper = n // 4 if n >= 4 else 0
+        # instances: n single-worker instances, nothing for cheaper to do.
+        processes = 1 if instances else n
+        cheaper = processes // 4 if processes >= 4 else 0
         result.update(
             {
-                "processes": n,
+                "uwsgi_mode": uwsgi_mode,
+                "instances": n if instances else 1,
+                "processes": processes,
                 "cheaper": cheaper,
-                "cheaper_initial": max(cheaper, int(math.ceil(n / 2.0))) if cheaper else n,
-                "cheaper_step": max(1, n // 4),
+                "cheaper_initial": max(cheaper, int(math.ceil(processes / 2.0))) if cheaper else processes,
+                "cheaper_step": max(1, processes // 4),
                 "cheaper_algo": "spare",
                 "reload_on_rss_mb": int(math.ceil(per_worker(t) * 2)),
                 "harakiri": timeout,
@@ -443,6 +464,7 @@ APP_SIZING_KEYS = (
     "workers",
     "timeout",
     "backlog",
+    "uwsgi_mode",
 )
 
 

@@ -38,6 +38,24 @@ def test_the_socket_follows_the_run_dir_for_every_consumer():
     assert result["web_group"] == "nginx"
 
 
+def test_uwsgi_emperor_and_instances_paths():
+    vassal, spread = app_layout(
+        [app(server="uwsgi"), app(name="shop", server="uwsgi", uwsgi_mode="instances", domains=["shop.test"])],
+        uwsgi_mode="emperor",
+    )
+    assert vassal["uwsgi_mode"] == "emperor" and vassal["socket"] == "/run/pyweb/demo.sock"
+    assert vassal["stats_socket"] == "/run/pyweb/demo/stats.sock" and vassal["vassal"] == "demo.ini"
+    assert vassal["service"] == "pyweb-demo" and vassal["measure"]["pattern"] == "^pyweb-demo uWSGI"
+    # one pattern for systemd (%i) and for the nginx site
+    assert spread["uwsgi_mode"] == "instances" and spread["socket"] == "/run/pyweb/shop@%i.sock"
+    assert spread["stats_socket"] == "/run/pyweb/shop/stats@%i.sock" and spread["service"] == "pyweb-shop@"
+    # the host-wide default applies to apps without their own uwsgi_mode
+    (default,) = app_layout([app(server="uwsgi")], uwsgi_mode="instances")
+    assert default["uwsgi_mode"] == "instances"
+    (other,) = app_layout([app()], uwsgi_mode="instances")
+    assert "uwsgi_mode" not in other and other["socket"] == "/run/pyweb/demo.sock"
+
+
 def test_asgi_defaults():
     (result,) = app_layout([app(server="uvicorn")])
     assert (result["interface"], result["profile"]) == ("asgi", "async")
@@ -73,6 +91,8 @@ def test_tls_self_signed_and_given():
         ({"static_source": "../etc"}, r"\.static_source: must be a path inside the app's code"),
         ({"server_settings": ["threads", 2]}, r"\.server_settings: must be a dict"),
         ({"health_path": "healthz"}, r"\.health_path: must be a path starting with '/'"),
+        ({"uwsgi_mode": "instances"}, r"\.uwsgi_mode: only applies to server uwsgi \(this app's server is gunicorn\)"),
+        ({"server": "uwsgi", "uwsgi_mode": "swarm"}, r"\.uwsgi_mode: must be one of emperor, instances, got 'swarm'"),
     ],
 )
 def test_bad_descriptions_name_the_app_and_key(overrides, message):

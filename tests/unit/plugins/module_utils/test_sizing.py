@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from ansible_collections.pyweb.stack.plugins.module_utils._sizing import (
     PROFILES,
     SERVERS,
+    UWSGI_MODES,
     SizingError,
     normalise_capacity,
     plan_workers,
@@ -225,6 +226,23 @@ def test_uwsgi_cheaper():
     assert result["reload_on_rss_mb"] >= 2 * result["worker_rss_mb"]
 
 
+def test_uwsgi_instances_are_single_worker_and_pay_a_master_each():
+    emperor = size_workers(cap(2.0, 65536), "uwsgi", "mixed")
+    spread = size_workers(cap(2.0, 65536), "uwsgi", "mixed", uwsgi_mode="instances")
+    assert (emperor["instances"], emperor["processes"], emperor["uwsgi_mode"]) == (1, 5, "emperor")
+    assert (spread["instances"], spread["processes"], spread["cheaper"], spread["uwsgi_mode"]) == (5, 1, 0, "instances")
+    assert spread["threads"] == emperor["threads"] == 2
+    # five masters instead of one: 4 x 0.4 x 100 MiB more
+    assert spread["expected_rss_mb"] - emperor["expected_rss_mb"] == 160
+    # memory-bound, instances fit fewer workers than one shared master
+    tight = {"worker_rss_mb": 200, "memory_reserve_mb": 0}
+    assert size_workers(cap(8.0, 1000), "uwsgi", "cpu", **tight)["workers"] == 4
+    small = size_workers(cap(8.0, 1000), "uwsgi", "cpu", uwsgi_mode="instances", **tight)
+    assert (small["instances"], small["binding"]) == (3, "memory")
+    with pytest.raises(SizingError, match="uwsgi_mode must be one of emperor, instances, got 'swarm'"):
+        size_workers(cap(), "uwsgi", "mixed", uwsgi_mode="swarm")
+
+
 def test_granian_keys():
     wsgi = size_workers(cap(2.0, 65536), "granian", "io")
     assert (wsgi["workers"], wsgi["blocking_threads"], wsgi["backpressure"]) == (2, 8, 8)
@@ -323,12 +341,13 @@ server_profile = st.sampled_from([(s, p) for s in SERVERS for p in PROFILES if n
     db=st.one_of(st.none(), st.integers(min_value=0, max_value=2000)),
     per_thread=st.integers(min_value=1, max_value=4),
     hosts=st.integers(min_value=1, max_value=20),
+    mode=st.sampled_from(UWSGI_MODES),
 )
 # Fractional budgets let the reported numbers disagree with the warning:
 # 14 of 13 MiB warned (found by hypothesis), 2465 of 2464 MiB not warned.
-@example(cpus=1.0, memory=269, sp=("gunicorn", "cpu"), rss=10.0, somaxconn=128, db=None, per_thread=1, hosts=1)
-@example(cpus=64.0, memory=2738, sp=("gunicorn", "cpu"), rss=333.0, somaxconn=128, db=None, per_thread=1, hosts=1)
-def test_budgets_hold_unless_forced(cpus, memory, sp, rss, somaxconn, db, per_thread, hosts):
+@example(cpus=1.0, memory=269, sp=("gunicorn", "cpu"), rss=10.0, somaxconn=128, db=None, per_thread=1, hosts=1, mode="emperor")
+@example(cpus=64.0, memory=2738, sp=("gunicorn", "cpu"), rss=333.0, somaxconn=128, db=None, per_thread=1, hosts=1, mode="emperor")
+def test_budgets_hold_unless_forced(cpus, memory, sp, rss, somaxconn, db, per_thread, hosts, mode):
     server, profile = sp
     result = size_workers(
         cap(cpus, memory, somaxconn=somaxconn),
@@ -338,6 +357,7 @@ def test_budgets_hold_unless_forced(cpus, memory, sp, rss, somaxconn, db, per_th
         db_max_connections=db,
         db_connections_per_thread=per_thread,
         hosts_sharing_db=hosts,
+        uwsgi_mode=mode,
     )
     assert result["workers"] >= 1 and result["threads"] >= 1
     assert result["backlog"] <= somaxconn
@@ -354,6 +374,7 @@ def test_budgets_hold_unless_forced(cpus, memory, sp, rss, somaxconn, db, per_th
         assert result["listen"] <= somaxconn
         assert result["harakiri"] < result["upstream_read_timeout"]
         assert result["cheaper"] < result["processes"] or result["cheaper"] == 0
+        assert result["instances"] * result["processes"] == result["workers"]
 
 
 @settings(max_examples=200, deadline=None)
