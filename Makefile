@@ -54,8 +54,8 @@ ansible-lint: venv
 	ansible-lint --profile production
 
 ruff: venv
-	ruff check plugins tests molecule playbooks
-	ruff format --check plugins tests molecule playbooks
+	ruff check plugins tests molecule playbooks roles
+	ruff format --check plugins tests molecule playbooks roles
 
 lint: yamllint ansible-lint ruff ## yamllint, ansible-lint (production profile), ruff
 
@@ -83,9 +83,13 @@ build: venv ## Build the collection tarball into .cache/build
 check-build: venv ## Build and check the tarball holds the content and no dev files
 	bash tools/check-build.sh
 
-demo: venv images ## Deploy the stack into a local sandbox container (pyweb-sandbox)
+# The sandbox's app server: gunicorn or uwsgi; uWSGI's shape: emperor or instances.
+SERVER ?= gunicorn
+UWSGI_MODE ?= emperor
+
+demo: venv images ## Deploy the stack into a local sandbox container (SERVER=gunicorn|uwsgi UWSGI_MODE=emperor|instances)
 	ansible-playbook tools/sandbox.yml
-	ansible-playbook -i inventories/sandbox playbooks/site.yml
+	ansible-playbook -i inventories/sandbox playbooks/site.yml -e pyweb_demo_server=$(SERVER) -e uwsgi_mode=$(UWSGI_MODE)
 	bash tools/demo-report.sh pyweb-sandbox
 
 demo-clean: docker ## Remove the sandbox container

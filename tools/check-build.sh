@@ -16,7 +16,8 @@ for required in MANIFEST.json FILES.json README.md LICENSE meta/runtime.yml \
                 plugins/filter/worker_plan.py plugins/module_utils/_sizing.py docs/sizing.md \
                 plugins/filter/app_layout.py roles/python_app/tasks/main.yml roles/gunicorn/tasks/main.yml \
                 roles/nginx/tasks/main.yml playbooks/site.yml playbooks/files/pyweb_demo/pyweb_demo/app.py \
-                docs/operations.md; do
+                roles/uwsgi/tasks/main.yml roles/uwsgi/files/uwsgi_env.py roles/uwsgi/meta/argument_specs.yml \
+                plugins/modules/uwsgi_status.py plugins/module_utils/_uwsgi.py docs/operations.md; do
   grep -qx "$required" <<<"$listing" || { echo "check-build: missing $required"; status=1; }
 done
 forbidden=$(grep -E '^(\.venv|\.cache|\.ci|\.config|\.git|\.hypothesis|\.pytest_cache|\.ruff_cache|molecule|tools|tests/unit)(/|$)|(^|/)__pycache__/|^Makefile$|^requirements-dev\.txt$|\.tar\.gz$' <<<"$listing" || true)

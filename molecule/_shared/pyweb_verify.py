@@ -88,3 +88,24 @@ def wrk_report(text):
         "rps": number(r"Requests/sec:\s+([\d.]+)"),
         "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else None,
     }
+
+
+_STATS = (
+    "import json,socket,sys\n"
+    "c=socket.socket(socket.AF_UNIX); c.connect(sys.argv[1])\n"
+    "print(b''.join(iter(lambda: c.recv(65536), b'')).decode())\n"
+)
+
+
+def uwsgi_stats(host, path):
+    """The JSON a uWSGI stats socket on the instance dumps (read as root)."""
+    return json.loads(host.check_output("python3 -c %s %s", _STATS, path))
+
+
+def listen_backlog(host, path):
+    """The accept queue the kernel gives a listening unix socket (ss Send-Q)."""
+    for line in host.check_output("ss -xlnH").splitlines():
+        fields = line.split()
+        if path in fields:
+            return int(fields[3])
+    raise AssertionError("%s is not a listening unix socket" % path)

@@ -3,7 +3,8 @@
 /          fast: a few bytes
 /io?ms=20  I/O-bound: sleeps like a database call
 /cpu?n=N   CPU-bound: N rounds of hashing
-/whoami    pid, uid and thread of the worker that answered
+/whoami    pid, uid and thread of the worker that answered, and the
+           scheme it was told the client used
 /healthz   ok
 Every response carries X-Pyweb-App, so a static file served by nginx (which
 has no such header) can be told from one that reached the app.
@@ -42,7 +43,15 @@ def _body(environ):
             digest = hashlib.sha256(digest).digest()
         return "200 OK", {"rounds": rounds, "digest": digest.hex()[:16]}
     if path == "/whoami":
-        return "200 OK", {"pid": os.getpid(), "uid": os.getuid(), "thread": threading.current_thread().name}
+        return "200 OK", {
+            "pid": os.getpid(),
+            "uid": os.getuid(),
+            "thread": threading.current_thread().name,
+            "scheme": environ.get("wsgi.url_scheme"),
+            "forwarded_proto": environ.get("HTTP_X_FORWARDED_PROTO"),
+            # a digest, not the value: tests check the exact secret arrived
+            "secret_sha256": hashlib.sha256(os.environ.get("DEMO_SECRET", "").encode()).hexdigest(),
+        }
     if path == "/healthz":
         return "200 OK", {"status": "ok"}
     return "404 Not Found", {"error": "not found", "path": path}
