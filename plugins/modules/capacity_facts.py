@@ -37,14 +37,9 @@ options:
     type: list
     elements: raw
     default: []
-extends_documentation_fragment: []
+extends_documentation_fragment:
+  - pyweb.stack.read_only
 attributes:
-  check_mode:
-    support: full
-    description: Only reads.
-  diff_mode:
-    support: none
-    description: Changes nothing.
   facts:
     support: full
     description: Sets C(pyweb_capacity).

@@ -44,14 +44,8 @@ options:
         among the other files there.
     type: int
     default: 90
-extends_documentation_fragment: []
-attributes:
-  check_mode:
-    support: full
-    description: Only reads.
-  diff_mode:
-    support: none
-    description: Changes nothing.
+extends_documentation_fragment:
+  - pyweb.stack.read_only
 author:
   - pyweb.stack developers (@pyweb)
 """

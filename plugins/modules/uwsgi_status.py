@@ -64,14 +64,8 @@ options:
       - Seconds to wait for all conditions. V(0) makes one attempt.
     type: float
     default: 30
-extends_documentation_fragment: []
-attributes:
-  check_mode:
-    support: full
-    description: Only reads.
-  diff_mode:
-    support: none
-    description: Changes nothing.
+extends_documentation_fragment:
+  - pyweb.stack.read_only
 notes:
   - The user running the module needs access to the sockets; pyweb.stack makes them
     0660, owned by the app user and the nginx group, so run it with C(become).

@@ -58,7 +58,7 @@ def test_nginx_balances_over_every_instance(host):
     peers = re.findall(r"server unix:(\S+) max_fails=1", site)
     assert peers == ["/run/pyweb/demo@%d.sock" % i for i in INSTANCES]
     assert "keepalive" not in site.split("upstream", 1)[1].split("}", 1)[0]
-    pids = {json.loads(http(host, "http://127.0.0.1/whoami")[2])["pid"] for _ in range(40)}
+    pids = {json.loads(http(host, "http://127.0.0.1/whoami")[2])["pid"] for _request in range(40)}
     assert len(pids) == 5
 
 
