@@ -110,3 +110,9 @@ def test_listen_above_somaxconn_was_clamped_before_uwsgi(host):
     assert "\nlisten = %d\n" % somaxconn in ini
     # systemd's socket carries the same queue
     assert listen_backlog(host, "/run/pyweb/demo@1.sock") == somaxconn
+
+
+def test_single_worker_instances_are_not_recycled_by_request_count(host):
+    ini = host.file("/etc/pyweb/demo/uwsgi.ini").content_string
+    assert "\nmax-requests" not in ini
+    assert "\nreload-on-rss = " in ini and "\nharakiri = 25\n" in ini
