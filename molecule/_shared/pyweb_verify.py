@@ -90,6 +90,15 @@ def wrk_report(text):
     }
 
 
+def assert_no_request_lost(host, path):
+    """The wrk report at `path` on the instance: real load, not one request failed."""
+    report = wrk_report(host.file(path).content_string)
+    assert report["requests"] > 500, report
+    assert report["non_2xx_3xx"] == 0, report
+    assert report["socket_errors"] == 0, report
+    return report
+
+
 _STATS = (
     "import json,socket,sys\n"
     "c=socket.socket(socket.AF_UNIX); c.connect(sys.argv[1])\n"
