@@ -28,6 +28,9 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 $(VENV_STAMP): requirements-dev.txt
+	@# uWSGI (for the uwsgi_status unit tests) builds from source: a compiler and Python's headers.
+	bash tools/ensure-packages.sh gcc=gcc
+	bash tools/ensure-packages.sh $$(gcc -dumpmachine)-python3-config=python3-dev
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
