@@ -35,10 +35,7 @@ if [ "$current" = "$recipe_hash" ] && [ "$force" != "--force" ]; then
 fi
 
 echo "build-image: building $image (recipe $recipe_hash)"
-if ! command -v debootstrap >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-fi
+bash "$(dirname "$0")/ensure-packages.sh" debootstrap=debootstrap
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/pyweb-rootfs-$release.XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -5,6 +5,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
+# Once, before the builds start: each build would otherwise install it itself,
+# and two apt runs at once fail on its lock.
+bash "$here/ensure-packages.sh" debootstrap=debootstrap
 pids=()
 for release in "$@"; do
   bash "$here/build-image.sh" "$release" >"$logs/$release.log" 2>&1 &

@@ -20,9 +20,7 @@ fi
 
 if ! command -v dockerd >/dev/null 2>&1; then
   say "dockerd missing: installing Debian's docker.io"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq docker.io >/dev/null
+  bash "$(dirname "$0")/ensure-packages.sh" dockerd=docker.io
 fi
 if ! command -v docker >/dev/null 2>&1; then
   say "docker client missing after install"; exit 1
