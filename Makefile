@@ -22,14 +22,15 @@ export PY_COLORS := 0
 export MOLECULE_NO_LOG := false
 
 .PHONY: help venv collection-link docker images lint yamllint ansible-lint ruff \
-        sanity unit integration check-build molecule molecule-all test build demo demo-clean clean
+        sanity unit integration check-build molecule molecule-all test build demo demo-clean clean fresh-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 $(VENV_STAMP): requirements-dev.txt
 	@# uWSGI (for the uwsgi_status unit tests) builds from source: a compiler and Python's headers.
-	bash tools/ensure-packages.sh gcc=gcc
+	@# Debian's python3 makes venvs only with python3-venv (ensurepip).
+	bash tools/ensure-packages.sh gcc=gcc py:ensurepip=python3-venv
 	bash tools/ensure-packages.sh $$(gcc -dumpmachine)-python3-config=python3-dev
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -97,6 +98,9 @@ demo: venv images ## Deploy the stack into a local sandbox container (SERVER=gun
 
 demo-clean: docker ## Remove the sandbox container
 	docker rm --force pyweb-sandbox >/dev/null 2>&1 || true
+
+fresh-check: docker images ## Prove the install steps on a bare Debian 12 container (no toolchain, several installers at once)
+	bash tools/fresh-check.sh
 
 clean: ## Remove caches (keeps .venv and the images)
 	rm -rf .cache .pytest_cache .ruff_cache
