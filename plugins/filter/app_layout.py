@@ -15,14 +15,19 @@ description:
   - "Required keys: C(name) (lowercase, digits, _), C(module) (import path such as
     C(mysite.wsgi:application)), C(source) (C({type: path, path: ...}),
     C({type: git, repo: ..., version: ...}) or C({type: pip, requirement: ...}))."
-  - "Optional keys: C(server) (gunicorn), C(interface) (wsgi), C(profile),
-    C(domains) (C([_]), the default server), C(static_url), C(media_url),
-    C(client_max_body_size), C(tls), C(env), C(django), C(python_requirements),
-    C(health_path), C(preload_app), C(user) and the sizing keys of
-    P(pyweb.stack.worker_sizing#filter)."
+  - "Optional keys: C(server) (gunicorn; uvicorn or uwsgi; C(granian) is refused: no role deploys it yet),
+    C(interface) (wsgi), C(profile), C(domains) (C([_]), the default server; at least one),
+    C(default_server), C(static_url), C(media_url), C(static_dir), C(media_dir), C(static_source),
+    C(static_hashed) (false), C(client_max_body_size), C(tls), C(env),
+    C(django) (C(settings) required, C(collectstatic) true, C(migrate) false), C(python_requirements),
+    C(health_path), C(preload_app), C(user), C(server_settings), C(weight) and the sizing keys of
+    P(pyweb.stack.worker_sizing#filter) (C(allow_over_budget) among them)."
   - "Derived: C(user)/C(group) (pyweb-<name>), C(base_dir), C(code_dir), C(venv),
-    C(static_dir), C(media_dir), C(log_dir), C(config_dir), C(env_file), C(socket),
-    C(service), C(upstream), C(web_group), C(host_name) (the first domain, or localhost)."
+    C(static_dir), C(media_dir), C(state_dir) (C(<state_dir>/<name>)), C(log_dir), C(config_dir),
+    C(env_file), C(socket), C(service), C(upstream), C(web_group), C(measure),
+    C(host_name) (the first domain, or localhost), C(health_max_status) (399 when C(health_path)
+    is given, 499 when it defaults to C(/)), C(framework) (what O(framework) applied, or C({}))."
+  - Every key, with its type, default and meaning, is in docs/app_layout.md of the collection.
   - "uWSGI apps also get C(uwsgi_mode) (the app's own C(uwsgi_mode) key, else O(uwsgi_mode)),
     C(private_run_dir) (C(<run_dir>/<name>), for stats sockets), C(stats_socket) and C(vassal)
     (the emperor's file name). In C(instances) mode C(socket) and C(stats_socket) contain
@@ -62,6 +67,20 @@ options:
     type: str
     choices: [emperor, instances]
     default: emperor
+  state_dir:
+    description: Where apps keep writable state nginx never serves (a SQLite file); each gets C(<state_dir>/<name>).
+    type: str
+    default: /var/lib/pyweb
+  framework:
+    description:
+      - "What the framework answered on the host, per app name: a dict with C(static_dir), C(static_url),
+        C(media_dir), C(media_url) and C(static_hashed), from Django's STATIC_ROOT, STATIC_URL, MEDIA_ROOT,
+        MEDIA_URL and storage backend, for example C({shop: {static_dir: /srv/pyweb/shop/app/staticfiles,
+        static_url: static/, media_dir: null, media_url: null, static_hashed: true}})."
+      - A value given (not null or empty) replaces the derived one. URLs get the slashes nginx needs;
+        an absolute URL (a CDN) keeps the derived URL and is only recorded in the app's C(framework).
+        An app whose description sets C(static_dir) or C(media_dir) to something else is refused.
+    type: dict
 author:
   - pyweb.stack developers (@pyweb)
 """

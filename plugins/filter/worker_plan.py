@@ -15,7 +15,7 @@ description:
     C(weight) (default 1) and any of worker_sizing's arguments
     (C(worker_rss_mb), C(db_max_connections), C(db_connections_per_thread),
     C(hosts_sharing_db), C(min_workers), C(max_workers), C(threads), C(workers),
-    C(timeout), C(backlog)); other keys (domains, static paths ...) are ignored.
+    C(timeout), C(backlog), C(uwsgi_mode), C(allow_over_budget)); other keys (domains, static paths ...) are ignored.
   - The memory reserve is taken once for the host, not once per app.
   - Running workers measured by M(pyweb.stack.capacity_facts) under the app's
     name give its per-worker memory when C(worker_rss_mb) is not set.

@@ -20,8 +20,13 @@ description:
   - The database caps concurrency so that workers x threads x
     O(db_connections_per_thread) x O(hosts_sharing_db) <= O(db_max_connections),
     taking threads first, then processes.
-  - Explicit O(workers) / O(threads) win; when they break the memory or database
-    budget the result says so in C(warnings) and C(explain).
+  - Explicit O(workers) / O(threads) win, and O(min_workers) raises the count. When such a
+    number breaks the memory budget or the database limit, the filter refuses it with the
+    numbers; with O(allow_over_budget) it is accepted with a warning in C(warnings) and
+    C(explain), up to 150 % of the memory budget (above that it is still refused).
+  - Without such numbers the rules always fit the budgets, except that a host too small for
+    one worker still gets one, with a warning. A database limit that leaves less than one
+    concurrent request per host is refused.
   - The backlog never exceeds C(net.core.somaxconn); the app timeout (uWSGI harakiri)
     stays below nginx's upstream read timeout.
   - Bad input raises an error naming the argument and the allowed values.
@@ -61,7 +66,7 @@ options:
     type: float
     default: 1.0
   db_max_connections:
-    description: The database's connection limit for this app, all hosts together.
+    description: The database's connection limit for this app, all hosts together; at least 1.
     type: int
   db_connections_per_thread:
     description: Database connections one thread holds.
@@ -82,7 +87,7 @@ options:
     description: Threads per process, overriding the profile's choice.
     type: int
   workers:
-    description: Processes, overriding every rule (budgets are still checked and warned about).
+    description: Processes, overriding every rule (refused when it breaks a budget, see O(allow_over_budget)).
     type: int
   timeout:
     description: The app's request timeout in seconds. Default 60 for cpu, 30 otherwise.
@@ -98,6 +103,12 @@ options:
     type: str
     choices: [emperor, instances]
     default: emperor
+  allow_over_budget:
+    description:
+      - Accept O(workers), O(threads) or O(min_workers) that break a budget, with a warning
+        instead of an error. Memory is still refused above 150 % of the budget.
+    type: bool
+    default: false
   app:
     description: The app's name, to find its measurement in C(pyweb_capacity.measured).
     type: str
@@ -143,7 +154,10 @@ _value:
     expected_rss_mb: {description: "Master + workers x per_worker_mb (uWSGI instances: one master per worker).", type: int}
     binding: {description: "The constraint that decided: cpu, memory, db, max_workers, min_workers, override.", type: str}
     explain: {description: Sentences a person reads., type: list, elements: str}
-    warnings: {description: Budgets broken by forced numbers; the roles print them., type: list, elements: str}
+    warnings:
+      description: "Budgets broken: forced numbers accepted by allow_over_budget, or a host too small for one worker; the roles print them."
+      type: list
+      elements: str
     uwsgi_mode: {description: "uWSGI shape: emperor or instances (uwsgi only).", type: str}
     instances: {description: "uWSGI instances: 1 in emperor mode, the worker count in instances mode (uwsgi only).", type: int}
     processes: {description: uWSGI processes per instance (uwsgi only)., type: int}

@@ -10,11 +10,24 @@ twice.
 
 from __future__ import annotations
 
+import posixpath
 import re
 
 from ansible_collections.pyweb.stack.plugins.module_utils._sizing import APP_SIZING_KEYS, PROFILES, SERVERS, UWSGI_MODES
 
-__all__ = ["AppError", "app_layout"]
+__all__ = ["DEPLOYABLE_SERVERS", "DJANGO_KEYS", "FRAMEWORK_KEYS", "AppError", "app_layout"]
+
+# The servers a role deploys. The sizing engine knows more (granian): an app
+# may only name one that something will actually install and run.
+DEPLOYABLE_SERVERS = ("gunicorn", "uvicorn", "uwsgi")
+# A health check asks the app. Where the user named the path, it must answer
+# 2xx/3xx; the default "/" only has to prove the app is up (a stock Django
+# project answers 404 there), so anything below 500 counts.
+HEALTH_MAX_STATUS_GIVEN = 399
+HEALTH_MAX_STATUS_DEFAULT = 499
+DJANGO_KEYS = ("collectstatic", "migrate", "settings")
+# What the framework on the host may answer, per app (see app_layout).
+FRAMEWORK_KEYS = ("media_dir", "media_url", "static_dir", "static_hashed", "static_url")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_.()]*)?$")
@@ -22,11 +35,15 @@ _DOMAIN = re.compile(r"^(_|localhost|(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\
 _URL_PREFIX = re.compile(r"^/[A-Za-z0-9_./-]*/$")
 _SIZE = re.compile(r"^[0-9]+[kKmMgG]?$")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# An absolute URL (or a protocol-relative one): the files are served elsewhere.
+_ABSOLUTE_URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*:)?//")
 
 KNOWN_KEYS = {
     "name", "server", "interface", "module", "profile", "source", "domains", "static_url", "media_url",
     "static_dir", "media_dir", "client_max_body_size", "tls", "env", "django", "weight", "preload_app",
     "python_requirements", "health_path", "user", "default_server", "static_source", "server_settings",
+    "static_hashed",
 } | set(APP_SIZING_KEYS)  # fmt: skip
 _SOURCE_TYPES = {"path": ("path",), "git": ("repo",), "pip": ("requirement",)}
 
@@ -47,7 +64,91 @@ def _str_list(app, key, value):
     return value
 
 
-def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uwsgi_mode):
+def _django(app, raw):
+    """The django key, every sub-key filled in; {} when the app is not Django."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        _fail(app, "django", "must be a dict (%s), got %r" % (", ".join(DJANGO_KEYS), raw))
+    for key in sorted(raw, key=str):
+        if key not in DJANGO_KEYS:
+            _fail(app, "django.%s" % key, "unknown key (known: %s)" % ", ".join(DJANGO_KEYS))
+    settings = raw.get("settings")
+    if settings is None:
+        _fail(app, "django.settings", "is required when django is given (the settings module, like 'mysite.settings')")
+    if not isinstance(settings, str) or not _DOTTED.match(settings):
+        _fail(app, "django.settings", "must be a dotted module path like 'mysite.settings', got %r" % (settings,))
+    result = {"settings": settings}
+    for key, default in (("collectstatic", True), ("migrate", False)):
+        value = raw.get(key, default)
+        if not isinstance(value, bool):
+            _fail(app, "django.%s" % key, "must be true or false, got %r" % (value,))
+        result[key] = value
+    return result
+
+
+def _framework_url(app, key, setting, value):
+    """Django's STATIC_URL/MEDIA_URL as nginx matches it, or the absolute URL as given."""
+    if _ABSOLUTE_URL.match(value):
+        return value
+    url = "/" + value.strip("/") + "/" if value.strip("/") else "/"
+    if not _URL_PREFIX.match(url) or ".." in url:
+        _fail(app, key, "Django's %s is %r: not a URL path nginx can serve" % (setting, value))
+    return url
+
+
+def _framework(app, answers, raw, derived):
+    """Apply what the framework answered over the derived values.
+
+    Returns the values to replace and the dict as applied (only what was
+    given, normalised): an explicit static_dir/media_dir the framework
+    contradicts is an error, because collectstatic and nginx would disagree.
+    """
+    if answers is None:
+        return {}, {}
+    if not isinstance(answers, dict):
+        raise AppError("framework[%s]: must be a dict (%s), got %r" % (app, ", ".join(FRAMEWORK_KEYS), answers))
+    for key in sorted(answers, key=str):
+        if key not in FRAMEWORK_KEYS:
+            raise AppError("framework[%s].%s: unknown key (known: %s)" % (app, key, ", ".join(FRAMEWORK_KEYS)))
+    replace = {}
+    applied = {}
+    for key, setting in (("static_dir", "STATIC_ROOT"), ("media_dir", "MEDIA_ROOT")):
+        value = answers.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str) or not value.startswith("/"):
+            _fail(app, key, "Django's %s is %r, not an absolute path; set it to one" % (setting, value))
+        value = posixpath.normpath(value)
+        given = raw.get(key)
+        if given is not None and posixpath.normpath(str(given)) != value:
+            _fail(app, key, "%s, but Django's %s is %s; remove %s or make them agree" % (given, setting, value, key))
+        replace[key] = applied[key] = value
+    for key, setting in (("static_url", "STATIC_URL"), ("media_url", "MEDIA_URL")):
+        value = answers.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            _fail(app, key, "Django's %s must be a string, got %r" % (setting, value))
+        applied[key] = _framework_url(app, key, setting, value)
+        if not _ABSOLUTE_URL.match(applied[key]):
+            replace[key] = applied[key]
+    hashed = answers.get("static_hashed")
+    if hashed is not None:
+        if not isinstance(hashed, bool):
+            _fail(app, "static_hashed", "the framework's answer must be true or false, got %r" % (hashed,))
+        replace["static_hashed"] = applied["static_hashed"] = hashed
+    if replace.get("static_url", derived["static_url"]) == replace.get("media_url", derived["media_url"]):
+        _fail(
+            app,
+            "media_url",
+            "must differ from static_url (Django's STATIC_URL and MEDIA_URL are both %s)"
+            % (replace.get("static_url", derived["static_url"])),
+        )
+    return replace, applied
+
+
+def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uwsgi_mode, state_dir, framework):
     if not isinstance(raw, dict):
         raise AppError("pyweb_apps[%d]: must be a dict, got %r" % (index, raw))
     name = raw.get("name")
@@ -60,13 +161,20 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
     if unknown:
         _fail(name, unknown[0], "unknown key (known: %s)" % ", ".join(sorted(KNOWN_KEYS)))
     server = raw.get("server", "gunicorn")
-    if server not in SERVERS:
-        _fail(name, "server", "must be one of %s, got %r" % (", ".join(SERVERS), server))
+    if server in SERVERS and server not in DEPLOYABLE_SERVERS:
+        _fail(
+            name,
+            "server",
+            "%s is sized but no role deploys it yet; use %s or %s"
+            % (server, ", ".join(DEPLOYABLE_SERVERS[:-1]), DEPLOYABLE_SERVERS[-1]),
+        )
+    if server not in DEPLOYABLE_SERVERS:
+        _fail(name, "server", "must be one of %s, got %r" % (", ".join(DEPLOYABLE_SERVERS), server))
     interface = raw.get("interface", "asgi" if server == "uvicorn" else "wsgi")
     if interface not in ("wsgi", "asgi"):
         _fail(name, "interface", "must be wsgi or asgi, got %r" % (interface,))
     if server == "uwsgi" and interface == "asgi":
-        _fail(name, "interface", "uwsgi serves wsgi only; use granian or uvicorn for asgi")
+        _fail(name, "interface", "uwsgi serves wsgi only; use uvicorn for asgi")
     if "uwsgi_mode" in raw and server != "uwsgi":
         _fail(name, "uwsgi_mode", "only applies to server uwsgi (this app's server is %s)" % server)
     mode = raw.get("uwsgi_mode", uwsgi_mode)
@@ -89,6 +197,8 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
             _fail(name, "source." + required, "is required for a %s source" % source["type"])
 
     domains = _str_list(name, "domains", raw.get("domains", ["_"]))
+    if not domains:
+        _fail(name, "domains", "must list at least one host name (or '_' for the default server)")
     for domain in domains:
         if not _DOMAIN.match(domain):
             _fail(name, "domains", "%r is not a host name nginx can match" % domain)
@@ -120,9 +230,10 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
         if isinstance(value, (dict, list)) or "\n" in str(value):
             _fail(name, "env", "%s must be a single-line value" % key)
 
-    django = raw.get("django") or {}
-    if not isinstance(django, dict):
-        _fail(name, "django", "must be a dict (settings, collectstatic)")
+    django = _django(name, raw.get("django"))
+    static_hashed = raw.get("static_hashed", False)
+    if not isinstance(static_hashed, bool):
+        _fail(name, "static_hashed", "must be true or false, got %r" % (static_hashed,))
     requirements = _str_list(name, "python_requirements", raw.get("python_requirements", []))
     static_source = raw.get("static_source")
     if static_source is not None and (
@@ -137,6 +248,19 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
         _fail(name, "health_path", "must be a path starting with '/', got %r" % (health,))
 
     base = "%s/%s" % (base_dir.rstrip("/"), name)
+    for key in ("static_dir", "media_dir"):
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, str) or not value.startswith("/") or ".." in value.split("/")):
+            _fail(name, key, "must be an absolute path, got %r" % (value,))
+    derived = {
+        "static_dir": raw.get("static_dir") or base + "/static",
+        "media_dir": raw.get("media_dir") or base + "/media",
+        "static_url": urls["static_url"],
+        "media_url": urls["media_url"],
+        "static_hashed": static_hashed,
+    }
+    replace, applied = _framework(name, framework, raw, derived)
+    derived.update(replace)
     user = raw.get("user", "pyweb-" + name.replace("_", "-"))
     app = dict(raw)
     app.update(
@@ -151,8 +275,9 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
             "default_server": bool(raw.get("default_server", "_" in domains)),
             # the name to ask for and to put in a certificate ("_" is no name)
             "host_name": domains[0] if domains[0] != "_" else "localhost",
-            "static_url": urls["static_url"],
-            "media_url": urls["media_url"],
+            "static_url": derived["static_url"],
+            "media_url": derived["media_url"],
+            "static_hashed": derived["static_hashed"],
             "client_max_body_size": body,
             "tls": {
                 "enabled": tls_enabled,
@@ -164,6 +289,8 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
             "django": django,
             "python_requirements": requirements,
             "health_path": health,
+            "health_max_status": HEALTH_MAX_STATUS_GIVEN if "health_path" in raw else HEALTH_MAX_STATUS_DEFAULT,
+            "framework": applied,
             "static_source": static_source,
             "server_settings": server_settings,
             "preload_app": bool(raw.get("preload_app", False)),
@@ -173,8 +300,10 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
             "base_dir": base,
             "code_dir": base + "/app",
             "venv": base + "/venv",
-            "static_dir": raw.get("static_dir", base + "/static"),
-            "media_dir": raw.get("media_dir", base + "/media"),
+            "static_dir": derived["static_dir"],
+            "media_dir": derived["media_dir"],
+            # writable per-app state (a SQLite file ...), never served by nginx
+            "state_dir": "%s/%s" % (state_dir.rstrip("/"), name),
             "log_dir": "%s/%s" % (log_dir.rstrip("/"), name),
             "config_dir": "%s/%s" % (config_dir.rstrip("/"), name),
             "env_file": "%s/%s/env" % (config_dir.rstrip("/"), name),
@@ -230,14 +359,27 @@ def app_layout(
     log_dir="/var/log/pyweb",
     web_group="www-data",
     uwsgi_mode="emperor",
+    state_dir="/var/lib/pyweb",
+    framework=None,
 ):
-    """Validate ``apps`` and return them with every derived path filled in."""
+    """Validate ``apps`` and return them with every derived path filled in.
+
+    ``framework`` maps app names to what the framework itself answered on the
+    host (Django's STATIC_ROOT, STATIC_URL ...); a value given there replaces
+    the derived one. Answers for apps not in ``apps`` are ignored (a role may
+    lay out a subset).
+    """
     if not isinstance(apps, list):
         raise AppError("pyweb_apps must be a list of app descriptions, got %s" % type(apps).__name__)
+    if framework is None:
+        framework = {}
+    if not isinstance(framework, dict):
+        raise AppError("framework must be a dict of app name to what the framework answered, got %r" % (framework,))
     result = []
     seen = {}
     for index, raw in enumerate(apps):
-        app = _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uwsgi_mode)
+        answers = framework.get(raw.get("name")) if isinstance(raw, dict) and isinstance(raw.get("name"), str) else None
+        app = _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uwsgi_mode, state_dir, answers)
         if app["name"] in seen:
             raise AppError("pyweb_apps[%d].name: %r is used twice" % (index, app["name"]))
         seen[app["name"]] = app

@@ -14,6 +14,7 @@ import math
 __all__ = [
     "APP_SIZING_KEYS",
     "DEFAULTS",
+    "OVER_BUDGET_LIMIT",
     "PROFILES",
     "SERVERS",
     "UWSGI_MODES",
@@ -201,6 +202,18 @@ def _measured_rss(measured, app):
 # ---------------------------------------------------------------- sizing
 
 
+def _flag(name, value):
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise SizingError("%s must be true or false, got %r" % (name, value))
+    return value
+
+
+# allow_over_budget accepts forced numbers up to this multiple of the memory budget.
+OVER_BUDGET_LIMIT = 1.5
+
+
 def size_workers(
     capacity,
     server="gunicorn",
@@ -219,6 +232,7 @@ def size_workers(
     timeout=None,
     backlog=None,
     uwsgi_mode="emperor",
+    allow_over_budget=False,
     app=None,
     _host=None,
 ):
@@ -238,7 +252,8 @@ def size_workers(
     share = _optional_number("share", share, above=True)
     if share > 1:
         raise SizingError("share must be above 0 and at most 1, got %r" % share)
-    db_max = _optional_number("db_max_connections", db_max_connections, integer=True)
+    # 0 is not "no limit": a database that takes no connection serves nothing.
+    db_max = _optional_number("db_max_connections", db_max_connections, minimum=1, integer=True)
     per_thread = _optional_number("db_connections_per_thread", db_connections_per_thread, minimum=1, integer=True) or 1
     sharing = _optional_number("hosts_sharing_db", hosts_sharing_db, minimum=1, integer=True) or 1
     min_w = _optional_number("min_workers", min_workers, minimum=1, integer=True)
@@ -247,8 +262,15 @@ def size_workers(
     workers_override = _optional_number("workers", workers, minimum=1, integer=True)
     timeout = _optional_number("timeout", timeout, minimum=1, integer=True)
     backlog_wanted = _optional_number("backlog", backlog, minimum=1, integer=True)
+    over_budget = _flag("allow_over_budget", allow_over_budget)
     if max_w is not None and min_w is not None and max_w < min_w:
         raise SizingError("max_workers (%d) is below min_workers (%d)" % (max_w, min_w))
+    if db_max is not None and db_max // (per_thread * sharing) < 1:
+        raise SizingError(
+            "db_max_connections = %d over hosts_sharing_db = %d host(s) at db_connections_per_thread = %d "
+            "allows %d concurrent requests per host; raise db_max_connections or lower the others"
+            % (db_max, sharing, per_thread, db_max // (per_thread * sharing))
+        )
 
     explain = list(host["notes"])
     warnings = []
@@ -259,31 +281,23 @@ def size_workers(
     if share < 1:
         explain.append("this app gets %.0f%% of the host: %.3g CPUs" % (share * 100, cpus))
     if profile in ("cpu", "mixed"):
-        n = int(math.floor(2 * cpus)) + 1
-        explain.append("%s profile: (2 x %.3g CPUs) + 1 = %d processes" % (profile, cpus, n))
-        t = DEFAULTS["mixed_threads"] if profile == "mixed" else 1
+        cpu_n = int(math.floor(2 * cpus)) + 1
+        explain.append("%s profile: (2 x %.3g CPUs) + 1 = %d processes" % (profile, cpus, cpu_n))
+        cpu_t = DEFAULTS["mixed_threads"] if profile == "mixed" else 1
     elif profile == "io":
-        n = whole_cpus
-        t = DEFAULTS["io_threads"]
+        cpu_n = whole_cpus
+        cpu_t = DEFAULTS["io_threads"]
         explain.append(
-            "io profile: about one process per CPU (%d) with %d threads each: waiting on I/O costs threads, not cores" % (n, t)
+            "io profile: about one process per CPU (%d) with %d threads each: waiting on I/O costs threads, not cores"
+            % (cpu_n, cpu_t)
         )
     else:
-        n = whole_cpus
-        t = 1
-        explain.append("async profile: one event-loop process per CPU (%d)" % n)
-    if server == "uvicorn" and t != 1:
+        cpu_n = whole_cpus
+        cpu_t = 1
+        explain.append("async profile: one event-loop process per CPU (%d)" % cpu_n)
+    if server == "uvicorn" and cpu_t != 1:
         explain.append("uvicorn workers run one event loop and no thread pool: threads = 1")
-        t = 1
-    binding = "cpu"
-
-    if threads_override is not None:
-        t = threads_override
-        explain.append("threads = %d (override)" % t)
-    if max_w is not None and n > max_w:
-        n = max_w
-        binding = "max_workers"
-        explain.append("capped at max_workers = %d" % max_w)
+        cpu_t = 1
 
     # --- memory
     if worker_rss is None:
@@ -299,6 +313,7 @@ def size_workers(
     # compare against the same number.
     budget = float(max(0, int(math.floor((host["memory_mb"] - reserve) * share))))
     master_mb = DEFAULTS["master_share"] * worker_rss
+    share_text = " x %.2f share" % share if share < 1 else ""
 
     def per_worker(thread_count):
         return worker_rss * (1 + DEFAULTS["thread_share"] * (thread_count - 1))
@@ -309,55 +324,114 @@ def size_workers(
             return count * (master_mb + per_worker(thread_count))
         return master_mb + count * per_worker(thread_count)
 
-    explain.append(
-        "memory budget %d MiB = (%d MiB - %d MiB reserve)%s; %g MiB per worker, %s"
-        % (budget, host["memory_mb"], reserve, " x %.2f share" % share if share < 1 else "", worker_rss, source)
-    )
-    if instances:
-        explain.append("uwsgi instances: each worker is its own instance with its own master")
-        fit = int(math.floor(budget / (master_mb + per_worker(t))))
-    else:
-        fit = int(math.floor((budget - master_mb) / per_worker(t))) if budget > master_mb else 0
-    if fit < n:
-        n = max(1, fit)
-        binding = "memory"
-        explain.append("memory fits %d worker(s) of %d MiB with %d thread(s): %d process(es)" % (fit, per_worker(t), t, n))
-
-    # --- database connections
-    if db_max is not None:
-        allowed = int(db_max // (per_thread * sharing))
-        if n * t > allowed:
-            if threads_override is None and t > 1:
-                t = max(1, allowed // n)
+    def decide(threads_override, workers_override, min_w, say):
+        """The rules after the CPU start, in order; ``say`` takes the explain lines."""
+        n, t, binding = cpu_n, cpu_t, "cpu"
+        if threads_override is not None:
+            t = threads_override
+            say("threads = %d (override)" % t)
+        if max_w is not None and n > max_w:
+            n = max_w
+            binding = "max_workers"
+            say("capped at max_workers = %d" % max_w)
+        say(
+            "memory budget %d MiB = (%d MiB - %d MiB reserve)%s; %g MiB per worker, %s"
+            % (budget, host["memory_mb"], reserve, share_text, worker_rss, source)
+        )
+        if instances:
+            say("uwsgi instances: each worker is its own instance with its own master")
+            fit = int(math.floor(budget / (master_mb + per_worker(t))))
+        else:
+            fit = int(math.floor((budget - master_mb) / per_worker(t))) if budget > master_mb else 0
+        if fit < n:
+            n = max(1, fit)
+            binding = "memory"
+            say("memory fits %d worker(s) of %d MiB with %d thread(s): %d process(es)" % (fit, per_worker(t), t, n))
+        # --- database connections
+        if db_max is not None:
+            allowed = int(db_max // (per_thread * sharing))
             if n * t > allowed:
-                n = max(1, allowed // t)
-            binding = "db"
-            explain.append(
-                "database allows %d connections over %d host(s) at %d per thread: %d concurrent requests per host, "
-                "so %d process(es) x %d thread(s)" % (db_max, sharing, per_thread, allowed, n, t)
-            )
+                if threads_override is None and t > 1:
+                    t = max(1, allowed // n)
+                if n * t > allowed:
+                    n = max(1, allowed // t)
+                binding = "db"
+                say(
+                    "database allows %d connections over %d host(s) at %d per thread: %d concurrent requests per host, "
+                    "so %d process(es) x %d thread(s)" % (db_max, sharing, per_thread, allowed, n, t)
+                )
+        # --- explicit workers, lower bound
+        if workers_override is not None:
+            n = workers_override
+            binding = "override"
+            say("workers = %d (override)" % n)
+        elif min_w is not None and n < min_w:
+            n = min_w
+            binding = "min_workers"
+            say("raised to min_workers = %d" % min_w)
+        return n, t, binding
 
-    # --- explicit workers, lower bound
+    n, t, binding = decide(threads_override, workers_override, min_w, explain.append)
+
+    # --- what it costs, and whether a number the user forced breaks a budget
+    forced = workers_override is not None or threads_override is not None or binding == "min_workers"
     if workers_override is not None:
-        n = workers_override
-        binding = "override"
-        explain.append("workers = %d (override)" % n)
-    elif min_w is not None and n < min_w:
-        n = min_w
-        binding = "min_workers"
-        explain.append("raised to min_workers = %d" % min_w)
-
-    # --- what it costs, and whether a forced number breaks a budget
+        counts = "workers = %d" % n
+    elif binding == "min_workers":
+        counts = "min_workers = %d" % n
+    else:
+        counts = "%d worker(s)" % n
+    counts += " x threads = %d" % t if threads_override is not None else " x %d thread(s)" % t
     expected = cost(n, t)
+    budget_text = "the memory budget of %d MiB (host %d MiB - %d MiB reserve%s)" % (
+        budget,
+        host["memory_mb"],
+        reserve,
+        share_text,
+    )
     if expected > budget:
-        warnings.append(
-            "%d worker(s) x %d thread(s) need about %d MiB, above the memory budget of %d MiB" % (n, t, expected, budget)
-        )
+        # The automatic rules alone never go above the budget, except for the
+        # one worker every app gets on a host too small for it: a forced number
+        # is refused only when it asks for more than that.
+        auto_n, auto_t = decide(None, None, None, lambda line: None)[:2]
+        if forced and expected > cost(auto_n, auto_t):
+            if not over_budget:
+                raise SizingError(
+                    "%s need about %d MiB, above %s; lower it, or set allow_over_budget: true to accept up to %d%% "
+                    "of the budget" % (counts, math.ceil(expected), budget_text, OVER_BUDGET_LIMIT * 100)
+                )
+            if expected > OVER_BUDGET_LIMIT * budget:
+                raise SizingError(
+                    "%s need about %d MiB, above %d MiB, the most allow_over_budget accepts (%d%% of %s); lower it"
+                    % (
+                        counts,
+                        math.ceil(expected),
+                        math.floor(OVER_BUDGET_LIMIT * budget),
+                        OVER_BUDGET_LIMIT * 100,
+                        budget_text,
+                    )
+                )
+            warnings.append(
+                "%s need about %d MiB, above %s; accepted by allow_over_budget (up to %d MiB)"
+                % (counts, math.ceil(expected), budget_text, math.floor(OVER_BUDGET_LIMIT * budget))
+            )
+        else:
+            warnings.append(
+                "%d worker(s) x %d thread(s) need about %d MiB, above the memory budget of %d MiB: "
+                "the host is too small for one worker, which runs anyway" % (n, t, math.ceil(expected), budget)
+            )
     if db_max is not None and n * t * per_thread * sharing > db_max:
-        warnings.append(
-            "%d worker(s) x %d thread(s) x %d connection(s) x %d host(s) = %d database connections, above "
-            "db_max_connections = %d" % (n, t, per_thread, sharing, n * t * per_thread * sharing, db_max)
+        # Only forced numbers get here: the database rule itself always fits.
+        over = "%s x %d connection(s) x %d host(s) = %d database connections, above db_max_connections = %d" % (
+            counts,
+            per_thread,
+            sharing,
+            n * t * per_thread * sharing,
+            db_max,
         )
+        if not over_budget:
+            raise SizingError(over + "; lower it, or set allow_over_budget: true to accept it")
+        warnings.append(over + "; accepted by allow_over_budget")
     explain.append("result: %d process(es) x %d thread(s), decided by %s" % (n, t, binding))
     explain.extend("WARNING: " + w for w in warnings)
 
@@ -465,6 +539,7 @@ APP_SIZING_KEYS = (
     "timeout",
     "backlog",
     "uwsgi_mode",
+    "allow_over_budget",
 )
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from ansible_collections.pyweb.stack.plugins.module_utils._apps import AppError, app_layout
+from ansible_collections.pyweb.stack.plugins.module_utils._apps import DEPLOYABLE_SERVERS, KNOWN_KEYS, AppError, app_layout
+from ansible_collections.pyweb.stack.plugins.module_utils._sizing import SERVERS
 
 SOURCE = {"type": "path", "path": "/src/demo"}
 
@@ -74,7 +77,7 @@ def test_tls_self_signed_and_given():
     [
         ({"name": "Demo"}, r"pyweb_apps\[0\].name: 'Demo' is not a valid app name"),
         ({"colour": "red"}, r"pyweb_apps\[demo\].colour: unknown key"),
-        ({"server": "apache"}, r"pyweb_apps\[demo\].server: must be one of gunicorn, uwsgi, granian, uvicorn"),
+        ({"server": "apache"}, r"pyweb_apps\[demo\].server: must be one of gunicorn, uvicorn, uwsgi, got 'apache'"),
         ({"server": "uwsgi", "interface": "asgi"}, "uwsgi serves wsgi only"),
         ({"interface": "asgi"}, "set server: uvicorn"),
         ({"profile": "web"}, r"\.profile: must be one of cpu, io, mixed, async"),
@@ -91,6 +94,9 @@ def test_tls_self_signed_and_given():
         ({"static_source": "../etc"}, r"\.static_source: must be a path inside the app's code"),
         ({"server_settings": ["threads", 2]}, r"\.server_settings: must be a dict"),
         ({"health_path": "healthz"}, r"\.health_path: must be a path starting with '/'"),
+        ({"static_dir": "static"}, r"\.static_dir: must be an absolute path, got 'static'"),
+        ({"media_dir": "/srv/../etc"}, r"\.media_dir: must be an absolute path"),
+        ({"static_hashed": "yes"}, r"\.static_hashed: must be true or false, got 'yes'"),
         ({"uwsgi_mode": "instances"}, r"\.uwsgi_mode: only applies to server uwsgi \(this app's server is gunicorn\)"),
         ({"server": "uwsgi", "uwsgi_mode": "swarm"}, r"\.uwsgi_mode: must be one of emperor, instances, got 'swarm'"),
     ],
@@ -109,3 +115,163 @@ def test_names_domains_and_default_servers_are_unique():
         app_layout([app(name="one"), app(name="two")])
     with pytest.raises(AppError, match="must be a list"):
         app_layout({"name": "demo"})
+
+
+# --- issue 9: real apps on the first try
+
+
+def test_empty_domains_are_refused_by_name():
+    with pytest.raises(AppError) as info:
+        app_layout([app(domains=[])])
+    assert str(info.value) == ("pyweb_apps[demo].domains: must list at least one host name (or '_' for the default server)")
+
+
+def test_granian_is_sized_but_not_deployable():
+    assert "granian" in SERVERS and "granian" not in DEPLOYABLE_SERVERS
+    with pytest.raises(AppError) as info:
+        app_layout([app(server="granian")])
+    assert str(info.value) == (
+        "pyweb_apps[demo].server: granian is sized but no role deploys it yet; use gunicorn, uvicorn or uwsgi"
+    )
+    for server in DEPLOYABLE_SERVERS:
+        (result,) = app_layout([app(server=server)])
+        assert result["server"] == server
+
+
+def test_django_is_filled_in_or_empty():
+    (plain,) = app_layout([app()])
+    assert plain["django"] == {}
+    (django,) = app_layout([app(django={"settings": "mysite.settings"})])
+    assert django["django"] == {"settings": "mysite.settings", "collectstatic": True, "migrate": False}
+    (django,) = app_layout([app(django={"settings": "settings", "collectstatic": False, "migrate": True})])
+    assert django["django"] == {"settings": "settings", "collectstatic": False, "migrate": True}
+
+
+@pytest.mark.parametrize(
+    "django, message",
+    [
+        (
+            {"settings": "mysite.settings", "colectstatic": True},
+            r"^pyweb_apps\[demo\]\.django\.colectstatic: unknown key \(known: collectstatic, migrate, settings\)$",
+        ),
+        ({"collectstatic": True}, r"^pyweb_apps\[demo\]\.django\.settings: is required when django is given"),
+        ({}, r"^pyweb_apps\[demo\]\.django\.settings: is required when django is given"),
+        ({"settings": "my site/settings.py"}, r"^pyweb_apps\[demo\]\.django\.settings: must be a dotted module path"),
+        ({"settings": 3}, r"^pyweb_apps\[demo\]\.django\.settings: must be a dotted module path"),
+        (
+            {"settings": "mysite.settings", "collectstatic": "no"},
+            r"^pyweb_apps\[demo\]\.django\.collectstatic: must be true or false, got 'no'",
+        ),
+        ({"settings": "mysite.settings", "migrate": 1}, r"^pyweb_apps\[demo\]\.django\.migrate: must be true or false, got 1"),
+        ("mysite.settings", r"^pyweb_apps\[demo\]\.django: must be a dict \(collectstatic, migrate, settings\)"),
+    ],
+)
+def test_django_keys_are_checked(django, message):
+    with pytest.raises(AppError, match=message):
+        app_layout([app(django=django)])
+
+
+def test_state_dir_is_per_app_and_follows_the_keyword():
+    (result,) = app_layout([app()])
+    assert result["state_dir"] == "/var/lib/pyweb/demo"
+    (result,) = app_layout([app(name="shop")], state_dir="/data/state/")
+    assert result["state_dir"] == "/data/state/shop"
+
+
+def test_static_hashed_defaults_to_false():
+    (result,) = app_layout([app()])
+    assert result["static_hashed"] is False
+    (result,) = app_layout([app(static_hashed=True)])
+    assert result["static_hashed"] is True
+
+
+def test_health_status_limit_depends_on_whether_the_path_was_named():
+    (default,) = app_layout([app()])
+    assert (default["health_path"], default["health_max_status"]) == ("/", 499)
+    (named,) = app_layout([app(health_path="/healthz")])
+    assert (named["health_path"], named["health_max_status"]) == ("/healthz", 399)
+    # naming "/" explicitly asks for a real answer there
+    (root,) = app_layout([app(health_path="/")])
+    assert root["health_max_status"] == 399
+
+
+def test_without_framework_answers_nothing_is_recorded():
+    (result,) = app_layout([app()])
+    assert result["framework"] == {}
+    (result,) = app_layout([app()], framework={"demo": {}, "other": {"static_dir": "/x"}})
+    assert result["framework"] == {}
+    assert result["static_dir"] == "/srv/pyweb/demo/static"
+
+
+def test_framework_answers_replace_the_derived_values():
+    answers = {
+        "static_dir": "/srv/pyweb/demo/app/staticfiles/",
+        "static_url": "assets/",
+        "media_dir": None,
+        "media_url": "",
+        "static_hashed": True,
+    }
+    (result,) = app_layout([app()], framework={"demo": answers})
+    assert result["static_dir"] == "/srv/pyweb/demo/app/staticfiles"
+    assert result["static_url"] == "/assets/"
+    assert result["media_dir"] == "/srv/pyweb/demo/media" and result["media_url"] == "/media/"
+    assert result["static_hashed"] is True
+    assert result["framework"] == {
+        "static_dir": "/srv/pyweb/demo/app/staticfiles",
+        "static_url": "/assets/",
+        "static_hashed": True,
+    }
+
+
+def test_framework_absolute_url_keeps_the_derived_one_and_records_it():
+    answers = {"static_url": "https://cdn.example.com/static/", "media_url": "/uploads"}
+    (result,) = app_layout([app()], framework={"demo": answers})
+    assert result["static_url"] == "/static/"
+    assert result["media_url"] == "/uploads/"
+    assert result["framework"] == {"static_url": "https://cdn.example.com/static/", "media_url": "/uploads/"}
+
+
+def test_framework_false_is_an_answer():
+    (result,) = app_layout([app(static_hashed=True)], framework={"demo": {"static_hashed": False}})
+    assert result["static_hashed"] is False and result["framework"] == {"static_hashed": False}
+
+
+def test_framework_agreeing_with_an_explicit_dir_is_fine():
+    (result,) = app_layout([app(static_dir="/var/www/demo/")], framework={"demo": {"static_dir": "/var/www/demo"}})
+    assert result["static_dir"] == "/var/www/demo"
+
+
+def test_framework_contradicting_an_explicit_dir_names_both_paths():
+    with pytest.raises(AppError) as info:
+        app_layout([app(static_dir="/a")], framework={"demo": {"static_dir": "/b"}})
+    assert str(info.value) == (
+        "pyweb_apps[demo].static_dir: /a, but Django's STATIC_ROOT is /b; remove static_dir or make them agree"
+    )
+    with pytest.raises(AppError, match=r"^pyweb_apps\[demo\]\.media_dir: /m, but Django's MEDIA_ROOT is /n;"):
+        app_layout([app(media_dir="/m")], framework={"demo": {"media_dir": "/n"}})
+
+
+@pytest.mark.parametrize(
+    "framework, message",
+    [
+        ({"demo": {"static_root": "/x"}}, r"^framework\[demo\]\.static_root: unknown key \(known: media_dir, media_url"),
+        ({"demo": "/x"}, r"^framework\[demo\]: must be a dict"),
+        (["demo"], r"^framework must be a dict"),
+        ({"demo": {"static_dir": "staticfiles"}}, r"\.static_dir: Django's STATIC_ROOT is 'staticfiles', not an absolute path"),
+        ({"demo": {"static_url": "/a b/"}}, r"\.static_url: Django's STATIC_URL is '/a b/': not a URL path nginx can serve"),
+        ({"demo": {"static_hashed": "yes"}}, r"\.static_hashed: the framework's answer must be true or false"),
+        ({"demo": {"static_url": "media/"}}, r"\.media_url: must differ from static_url"),
+    ],
+)
+def test_bad_framework_answers_are_refused(framework, message):
+    with pytest.raises(AppError, match=message):
+        app_layout([app()], framework=framework)
+
+
+def test_every_output_key_is_documented():
+    doc = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "docs", "app_layout.md")
+    with open(doc) as handle:
+        text = handle.read()
+    (result,) = app_layout([app(server="uwsgi")])
+    for key in sorted(set(result) | KNOWN_KEYS):
+        assert "| `%s` |" % key in text, key

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from ansible_collections.pyweb.stack.plugins.module_utils._sizing import size_workers
+from ansible_collections.pyweb.stack.plugins.module_utils._sizing import SizingError, size_workers
 
 DOC = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "docs", "sizing.md")
 
@@ -73,3 +73,37 @@ def test_heavy_worker_example():
             result["expected_rss_mb"],
         )
         assert row in text
+
+
+FORCED_ROW = re.compile(r"^\| `([^`]+)` \| (.+) \|$")
+
+
+def forced_rows():
+    with open(DOC) as handle:
+        text = handle.read()
+    section = text.split("### Forced numbers and the budgets", 1)[1].split("###", 1)[0]
+    rows = [FORCED_ROW.match(line).groups() for line in section.splitlines() if FORCED_ROW.match(line)]
+    assert len(rows) >= 6
+    return rows
+
+
+def _arguments(text):
+    kwargs = {}
+    for part in text.split(", "):
+        key, value = part.split("=")
+        kwargs[key] = value == "true" if value in ("true", "false") else int(value)
+    return kwargs
+
+
+@pytest.mark.parametrize("arguments, answer", forced_rows())
+def test_forced_numbers_example_matches_the_code(arguments, answer):
+    vps = HOSTS["1 vCPU / 1 GiB VPS"]
+    try:
+        result = size_workers(vps, "gunicorn", "mixed", **_arguments(arguments))
+    except SizingError as exc:
+        got = "refused: `%s`" % exc
+    else:
+        got = "%d x %d, %d MiB" % (result["workers"], result["threads"], result["expected_rss_mb"])
+        if result["warnings"]:
+            got += ", warning: `%s`" % "; ".join(result["warnings"])
+    assert got == answer

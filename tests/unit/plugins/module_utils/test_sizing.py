@@ -139,6 +139,61 @@ def test_memory_too_small_for_one_worker_forces_one_and_warns():
     result = size_workers(cap(2.0, 512), "gunicorn", "cpu", worker_rss_mb=400)
     assert result["workers"] == 1
     assert result["warnings"] and "above the memory budget" in result["warnings"][0]
+    # asking for that one worker explicitly is no worse than the rules
+    forced = size_workers(cap(2.0, 512), "gunicorn", "cpu", worker_rss_mb=400, workers=1, threads=1)
+    assert (forced["workers"], forced["binding"]) == (1, "override")
+    assert "too small for one worker" in forced["warnings"][0]
+
+
+def test_forced_workers_above_the_memory_budget_are_refused_with_the_numbers():
+    with pytest.raises(SizingError) as info:
+        size_workers(cap(4.0, 8192), "gunicorn", "mixed", workers=10000)
+    assert str(info.value) == (
+        "workers = 10000 x 2 thread(s) need about 1050040 MiB, above the memory budget of 7372 MiB "
+        "(host 8192 MiB - 819 MiB reserve); lower it, or set allow_over_budget: true to accept up to 150% of the budget"
+    )
+    with pytest.raises(SizingError, match=r"\(host 8192 MiB - 819 MiB reserve x 0\.50 share\)"):
+        size_workers(cap(4.0, 8192), "gunicorn", "mixed", workers=10000, share=0.5)
+
+
+def test_forced_threads_above_the_memory_budget_are_refused():
+    # budget 100 MiB: one plain worker (40 + 100) is already over it and runs anyway;
+    # 30 threads make that worker 40 + 245 MiB, which is the override's doing
+    with pytest.raises(
+        SizingError, match=r"^1 worker\(s\) x threads = 30 need about 285 MiB, above the memory budget of 100 MiB"
+    ):
+        size_workers(cap(4.0, 1024), "gunicorn", "cpu", worker_rss_mb=100, memory_reserve_mb=924, threads=30)
+
+
+def test_allow_over_budget_accepts_up_to_half_again():
+    # budget 768; master 40 + n x 100: 11 workers = 1140 (<= 1152) accepted, 12 = 1240 refused
+    kwargs = {"worker_rss_mb": 100, "allow_over_budget": True}
+    result = size_workers(cap(1.0, 1024), "gunicorn", "cpu", workers=11, **kwargs)
+    assert (result["workers"], result["expected_rss_mb"], result["memory_budget_mb"]) == (11, 1140, 768)
+    assert len(result["warnings"]) == 1 and "accepted by allow_over_budget (up to 1152 MiB)" in result["warnings"][0]
+    assert "WARNING: " + result["warnings"][0] in result["explain"]
+    with pytest.raises(SizingError) as info:
+        size_workers(cap(1.0, 1024), "gunicorn", "cpu", workers=12, **kwargs)
+    assert str(info.value) == (
+        "workers = 12 x 1 thread(s) need about 1240 MiB, above 1152 MiB, the most allow_over_budget accepts "
+        "(150% of the memory budget of 768 MiB (host 1024 MiB - 256 MiB reserve)); lower it"
+    )
+    with pytest.raises(SizingError, match="allow_over_budget must be true or false, got 'yes'"):
+        size_workers(cap(), allow_over_budget="yes")
+
+
+def test_plan_passes_allow_over_budget_and_names_the_app():
+    apps = [{"name": "shop", "profile": "cpu", "workers": 40, "worker_rss_mb": 200}]
+    with pytest.raises(SizingError, match=r"^app shop: workers = 40 x 1 thread\(s\) need about 8080 MiB"):
+        plan_workers(apps, cap(4.0, 8192))
+    apps[0]["allow_over_budget"] = True
+    apps[0]["workers"] = 60  # 12080 MiB, above 1.5 x 7372
+    with pytest.raises(SizingError, match="the most allow_over_budget accepts"):
+        plan_workers(apps, cap(4.0, 8192))
+    apps[0]["workers"] = 50
+    apps[0]["worker_rss_mb"] = 150
+    plan = plan_workers(apps, cap(4.0, 8192))
+    assert plan["shop"]["workers"] == 50 and plan["shop"]["warnings"]
 
 
 def test_threads_add_their_share_of_memory():
@@ -177,10 +232,48 @@ def test_db_shared_by_hosts_and_connections_per_thread():
     assert (result["workers"], result["threads"], result["binding"]) == (5, 1, "db")
 
 
-def test_db_override_breaking_the_budget_warns():
-    result = size_workers(cap(), "gunicorn", "io", db_max_connections=10, workers=4, threads=8)
+def test_db_override_breaking_the_budget_is_refused_with_the_numbers():
+    with pytest.raises(SizingError) as info:
+        size_workers(cap(), "gunicorn", "io", db_max_connections=10, workers=4, threads=8)
+    assert str(info.value) == (
+        "workers = 4 x threads = 8 x 1 connection(s) x 1 host(s) = 32 database connections, above "
+        "db_max_connections = 10; lower it, or set allow_over_budget: true to accept it"
+    )
+
+
+def test_db_override_breaking_the_budget_warns_when_allowed():
+    result = size_workers(cap(), "gunicorn", "io", db_max_connections=10, workers=4, threads=8, allow_over_budget=True)
     assert (result["workers"], result["threads"], result["binding"]) == (4, 8, "override")
-    assert any("above db_max_connections = 10" in w for w in result["warnings"])
+    assert any("above db_max_connections = 10; accepted by allow_over_budget" in w for w in result["warnings"])
+    assert any(line.startswith("WARNING: workers = 4 x threads = 8") for line in result["explain"])
+
+
+def test_db_threads_override_and_min_workers_are_refused_too():
+    # threads = 8 alone is more than 5 connections per host: one worker is already too many
+    with pytest.raises(SizingError, match=r"^1 worker\(s\) x threads = 8 x 1 connection\(s\) x 2 host\(s\) = 16 "):
+        size_workers(cap(), "gunicorn", "io", db_max_connections=10, hosts_sharing_db=2, threads=8)
+    with pytest.raises(SizingError, match=r"^min_workers = 6 x 1 thread\(s\) x 1 connection\(s\) x 1 host\(s\) = 6 "):
+        size_workers(cap(), "gunicorn", "cpu", db_max_connections=5, min_workers=6)
+
+
+def test_db_that_allows_no_request_per_host_is_refused():
+    with pytest.raises(SizingError) as info:
+        size_workers(cap(), "gunicorn", "io", db_max_connections=1, hosts_sharing_db=2)
+    assert str(info.value) == (
+        "db_max_connections = 1 over hosts_sharing_db = 2 host(s) at db_connections_per_thread = 1 allows 0 "
+        "concurrent requests per host; raise db_max_connections or lower the others"
+    )
+    with pytest.raises(SizingError, match="allows 0 concurrent requests per host"):
+        size_workers(cap(), "gunicorn", "io", db_max_connections=3, db_connections_per_thread=4, allow_over_budget=True)
+    # one request per host is enough to run
+    result = size_workers(cap(), "gunicorn", "io", db_max_connections=2, hosts_sharing_db=2)
+    assert (result["workers"], result["threads"], result["binding"], result["warnings"]) == (1, 1, "db", [])
+
+
+@pytest.mark.parametrize("db", [0, -3])
+def test_db_max_connections_zero_is_not_no_limit(db):
+    with pytest.raises(SizingError, match="db_max_connections must be at least 1, got %d" % db):
+        size_workers(cap(), db_max_connections=db)
 
 
 # --- bounds and overrides
@@ -188,9 +281,18 @@ def test_db_override_breaking_the_budget_warns():
 
 def test_max_and_min_workers():
     assert size_workers(cap(8.0, 65536), "gunicorn", "cpu", max_workers=6)["binding"] == "max_workers"
-    result = size_workers(cap(1.0, 1024), "gunicorn", "cpu", worker_rss_mb=300, min_workers=4)
-    assert (result["workers"], result["binding"]) == (4, "min_workers")
-    assert result["warnings"]
+    # budget 768 MiB: 120 MiB master + 2 x 300 fit; 4 x 300 is 1320 MiB, above even 150 % (1152)
+    with pytest.raises(SizingError, match=r"^min_workers = 4 x 1 thread\(s\) need about 1320 MiB, above 1152 MiB, the most"):
+        size_workers(cap(1.0, 1024), "gunicorn", "cpu", worker_rss_mb=300, min_workers=4, allow_over_budget=True)
+    result = size_workers(cap(1.0, 1024), "gunicorn", "cpu", worker_rss_mb=300, min_workers=3, allow_over_budget=True)
+    assert (result["workers"], result["binding"], result["expected_rss_mb"]) == (3, "min_workers", 1020)
+    assert result["warnings"] == [
+        "min_workers = 3 x 1 thread(s) need about 1020 MiB, above the memory budget of 768 MiB "
+        "(host 1024 MiB - 256 MiB reserve); accepted by allow_over_budget (up to 1152 MiB)"
+    ]
+    # a min_workers the budget holds changes nothing else
+    result = size_workers(cap(1.0, 1024), "gunicorn", "cpu", worker_rss_mb=300, min_workers=2)
+    assert (result["workers"], result["binding"], result["warnings"]) == (2, "memory", [])
 
 
 def test_overrides_win():
@@ -276,7 +378,7 @@ def test_explain_ends_with_the_decision():
         ({"worker_rss_mb": "big"}, "worker_rss_mb must be a number, got 'big'"),
         ({"share": 0}, "share must be above 0"),
         ({"share": 1.5}, "share must be above 0 and at most 1"),
-        ({"db_max_connections": -1}, "db_max_connections must be at least 0"),
+        ({"db_max_connections": -1}, "db_max_connections must be at least 1"),
         ({"db_max_connections": 10.5}, "db_max_connections must be a whole number"),
         ({"hosts_sharing_db": 0}, "hosts_sharing_db must be at least 1"),
         ({"workers": 0}, "workers must be at least 1"),
@@ -338,7 +440,7 @@ server_profile = st.sampled_from([(s, p) for s in SERVERS for p in PROFILES if n
     sp=server_profile,
     rss=rss_st,
     somaxconn=st.integers(min_value=128, max_value=65535),
-    db=st.one_of(st.none(), st.integers(min_value=0, max_value=2000)),
+    db=st.one_of(st.none(), st.integers(min_value=1, max_value=2000)),
     per_thread=st.integers(min_value=1, max_value=4),
     hosts=st.integers(min_value=1, max_value=20),
     mode=st.sampled_from(UWSGI_MODES),
@@ -349,16 +451,19 @@ server_profile = st.sampled_from([(s, p) for s in SERVERS for p in PROFILES if n
 @example(cpus=64.0, memory=2738, sp=("gunicorn", "cpu"), rss=333.0, somaxconn=128, db=None, per_thread=1, hosts=1, mode="emperor")
 def test_budgets_hold_unless_forced(cpus, memory, sp, rss, somaxconn, db, per_thread, hosts, mode):
     server, profile = sp
-    result = size_workers(
-        cap(cpus, memory, somaxconn=somaxconn),
-        server,
-        profile,
-        worker_rss_mb=rss,
-        db_max_connections=db,
-        db_connections_per_thread=per_thread,
-        hosts_sharing_db=hosts,
-        uwsgi_mode=mode,
-    )
+    kwargs = {
+        "worker_rss_mb": rss,
+        "db_max_connections": db,
+        "db_connections_per_thread": per_thread,
+        "hosts_sharing_db": hosts,
+        "uwsgi_mode": mode,
+    }
+    if db is not None and db < per_thread * hosts:
+        # not one request per host: refused, whatever else
+        with pytest.raises(SizingError, match="allows 0 concurrent requests per host"):
+            size_workers(cap(cpus, memory, somaxconn=somaxconn), server, profile, **kwargs)
+        return
+    result = size_workers(cap(cpus, memory, somaxconn=somaxconn), server, profile, **kwargs)
     assert result["workers"] >= 1 and result["threads"] >= 1
     assert result["backlog"] <= somaxconn
     assert result["upstream_read_timeout"] > result["timeout"]
@@ -375,6 +480,50 @@ def test_budgets_hold_unless_forced(cpus, memory, sp, rss, somaxconn, db, per_th
         assert result["harakiri"] < result["upstream_read_timeout"]
         assert result["cheaper"] < result["processes"] or result["cheaper"] == 0
         assert result["instances"] * result["processes"] == result["workers"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cpus=cpus_st,
+    memory=memory_st,
+    sp=server_profile,
+    rss=rss_st,
+    db=st.one_of(st.none(), st.integers(min_value=1, max_value=2000)),
+    workers=st.one_of(st.none(), st.integers(min_value=1, max_value=300)),
+    threads=st.one_of(st.none(), st.integers(min_value=1, max_value=64)),
+    min_workers=st.integers(min_value=1, max_value=300),
+    allow=st.booleans(),
+)
+def test_forced_numbers_never_silently_break_a_budget(cpus, memory, sp, rss, db, workers, threads, min_workers, allow):
+    server, profile = sp
+    try:
+        result = size_workers(
+            cap(cpus, memory),
+            server,
+            profile,
+            worker_rss_mb=rss,
+            db_max_connections=db,
+            workers=workers,
+            threads=threads,
+            min_workers=min_workers,
+            allow_over_budget=allow,
+        )
+    except SizingError as exc:
+        assert "allow_over_budget" in str(exc)
+        return
+    budget = result["memory_budget_mb"]
+    over_memory = result["expected_rss_mb"] > budget
+    over_db = db is not None and result["concurrency"] > db
+    if over_memory:
+        automatic = size_workers(cap(cpus, memory), server, profile, worker_rss_mb=rss)
+        if result["expected_rss_mb"] > automatic["expected_rss_mb"]:
+            # only with the override, and only up to 150 %
+            assert allow and result["expected_rss_mb"] <= math.floor(1.5 * budget) + 1
+        assert result["warnings"]
+    if over_db:
+        assert allow and any("db_max_connections" in w for w in result["warnings"])
+    if not (over_memory or over_db):
+        assert result["warnings"] == []
 
 
 @settings(max_examples=200, deadline=None)
