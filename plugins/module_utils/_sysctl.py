@@ -58,6 +58,10 @@ KNOWN_KEYS = {
     # (1024 by default) and a high end below the low end.
     "net.ipv4.ip_local_port_range": _Spec(count=2, minimum=1024, maximum=65535),
     "net.ipv4.tcp_tw_reuse": _Spec(choices=(0, 1, 2)),
+    # The kernel's own limits (net/ipv4/sysctl_net_ipv4.c): SYN retries
+    # 1..MAX_TCP_SYNCNT, SYN-ACK retries held in a byte.
+    "net.ipv4.tcp_syn_retries": _Spec(minimum=1, maximum=127),
+    "net.ipv4.tcp_synack_retries": _Spec(minimum=0, maximum=255),
     "fs.file-max": _Spec(minimum=8192, maximum=_INT64_MAX, policy="raise"),
     # sysctl_nr_open_max on 64-bit kernels.
     "fs.nr_open": _Spec(minimum=1024, maximum=2147483584, policy="raise"),
@@ -172,8 +176,8 @@ def plan_sysctl(settings, *, min_somaxconn=0, proc_sys="/proc/sys", in_container
 
     ``settings`` maps keys to values (int, "a b" strings or lists).
     Raises SysctlError naming every bad key at once; otherwise returns a dict:
-    ``entries`` (sorted by key: key, value, requested, live, apply_live, scope,
-    reason), ``values`` (key -> value written), ``host_owned``,
+    ``entries`` (sorted by key: key, value, requested, live, apply_live,
+    changes_live, scope, reason), ``values`` (key -> value written), ``host_owned``,
     ``not_writable`` and ``notes`` (sentences for the operator).
     ``access`` is os.access; root passes every permission bit on a plain
     file, so tests of read-only keys hand in their own.
@@ -244,13 +248,16 @@ def plan_sysctl(settings, *, min_somaxconn=0, proc_sys="/proc/sys", in_container
             not_writable.append(key)
         else:
             apply_live = True
+        value = _fmt(value)
         entries.append(
             {
                 "key": key,
-                "value": _fmt(value),
+                "value": value,
                 "requested": _fmt(parsed),
                 "live": live,
                 "apply_live": apply_live,
+                # The role writes only these live, and puts back only these.
+                "changes_live": apply_live and (live is None or live.split() != value.split()),
                 "scope": scope,
                 "reason": reason,
             }

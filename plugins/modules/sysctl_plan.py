@@ -14,6 +14,13 @@ description:
     value before anything is written. Unknown keys, values that are not integers
     where the kernel holds integers, and values out of range fail with a message
     naming each of them.
+  - Ranges are checked for the keys whose limits are known
+    (C(net.core.somaxconn), C(net.ipv4.tcp_max_syn_backlog),
+    C(net.ipv4.ip_local_port_range), C(net.ipv4.tcp_tw_reuse),
+    C(net.ipv4.tcp_syn_retries) 1..127, C(net.ipv4.tcp_synack_retries) 0..255,
+    C(fs.file-max), C(fs.nr_open)); for any other key only the kernel knows its
+    range, and the M(pyweb.stack.sysctl) role lets the kernel judge it live
+    before the file is written.
   - Decides the value to write for each key. Capacity keys (C(net.core.somaxconn),
     C(net.ipv4.tcp_max_syn_backlog), C(fs.file-max), C(fs.nr_open)) are never
     lowered below the live value, and C(net.core.somaxconn) is raised to
@@ -21,8 +28,8 @@ description:
   - Inside a container, only keys namespaced to it (C(net.*), IPC keys) that are
     writable there are marked for live application; host-wide keys are reported
     and left to the host.
-  - Changes nothing; the M(pyweb.stack.sysctl) role writes the file and applies
-    the values with M(ansible.posix.sysctl).
+  - Changes nothing; the M(pyweb.stack.sysctl) role applies the values live and
+    then writes the file.
 options:
   settings:
     description:
@@ -72,7 +79,11 @@ plan:
       type: str
       sample: /etc/sysctl.d/90-pyweb.conf
     entries:
-      description: One item per key, sorted by key.
+      description:
+        - One item per key, sorted by key.
+        - C(apply_live) says whether the key may be applied live here;
+          C(changes_live) whether applying it changes the live value (C(live)
+          is what the kernel held when planned, put back when a later key fails).
       type: list
       elements: dict
       sample:
@@ -81,6 +92,7 @@ plan:
           requested: "4096"
           live: "4096"
           apply_live: true
+          changes_live: true
           scope: namespaced
           reason: "raised to 8192: the app servers listen with a backlog of 8192"
     values:

@@ -23,6 +23,8 @@ LIVE = {
     "net.ipv4.ip_local_port_range": "32768\t60999",
     "net.ipv4.tcp_tw_reuse": "2",
     "net.ipv4.tcp_fin_timeout": "60",
+    "net.ipv4.tcp_syn_retries": "6",
+    "net.ipv4.tcp_synack_retries": "5",
     "net.ipv4.tcp_congestion_control": "cubic",
     "fs.file-max": "9223372036854775807",
     "fs.nr_open": "1048576",
@@ -159,6 +161,13 @@ def test_read_only_key_on_a_host_fails(proc):
         ({"net.ipv4.ip_local_port_range": "80 65535"}, "80 is out of range"),
         ({"net.ipv4.ip_local_port_range": "60000 20000"}, "low end 60000 is above high end 20000"),
         ({"fs.nr_open": -1}, "fs.nr_open: -1 is out of range"),
+        # Issue 9: the kernel's maximum is 127; refused before the file is written.
+        ({"net.ipv4.tcp_syn_retries": 1000}, r"net.ipv4.tcp_syn_retries: 1000 is out of range \(allowed 1..127\)"),
+        ({"net.ipv4.tcp_syn_retries": "128"}, r"net.ipv4.tcp_syn_retries: 128 is out of range \(allowed 1..127\)"),
+        ({"net.ipv4.tcp_syn_retries": 0}, r"net.ipv4.tcp_syn_retries: 0 is out of range \(allowed 1..127\)"),
+        ({"net.ipv4.tcp_synack_retries": 256}, r"net.ipv4.tcp_synack_retries: 256 is out of range \(allowed 0..255\)"),
+        ({"net.ipv4.tcp_synack_retries": -1}, r"net.ipv4.tcp_synack_retries: -1 is out of range \(allowed 0..255\)"),
+        ({"net.ipv4.tcp_syn_retries": "often"}, "net.ipv4.tcp_syn_retries: 'often' is not an integer"),
         ({"net.ipv4.tcp_fin_timeout": "soon"}, "net.ipv4.tcp_fin_timeout: 'soon' is not an integer"),
         ({"net.ipv4.tcp_fin_timeout": "1 2"}, "must be 1 integer"),
         ({"net.ipv4.tcp_congestion_control": ["bbr"]}, "is not a string or integer"),
@@ -190,6 +199,59 @@ def test_settings_must_be_a_mapping(proc):
         plan_sysctl([("net.core.somaxconn", 1)], proc_sys=proc)
 
 
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("net.ipv4.tcp_syn_retries", 1),
+        ("net.ipv4.tcp_syn_retries", 127),
+        ("net.ipv4.tcp_synack_retries", 0),
+        ("net.ipv4.tcp_synack_retries", 255),
+    ],
+)
+def test_retry_keys_accept_the_kernels_whole_range(proc, key, value):
+    assert by_key(plan_sysctl({key: value}, proc_sys=proc))[key]["value"] == str(value)
+
+
+def test_out_of_range_retries_named_with_every_other_bad_key(proc):
+    with pytest.raises(SysctlError) as info:
+        plan_sysctl(
+            {"net.ipv4.tcp_syn_retries": 1000, "net.ipv4.tcp_synack_retries": 300, "net.ipv4.tcp_tw_reuse": 9}, proc_sys=proc
+        )
+    message = str(info.value)
+    assert "net.ipv4.tcp_syn_retries: 1000 is out of range (allowed 1..127)" in message
+    assert "net.ipv4.tcp_synack_retries: 300 is out of range (allowed 0..255)" in message
+    assert "net.ipv4.tcp_tw_reuse: 9" in message
+
+
+def test_changes_live_marks_only_the_live_values_that_move(proc):
+    entries = by_key(
+        plan_sysctl(
+            {
+                "net.core.somaxconn": 1024,  # kept at the live 4096
+                "net.ipv4.ip_local_port_range": "32768 60999",  # the live value, tab-separated there
+                "net.ipv4.tcp_fin_timeout": 20,
+                "net.ipv4.tcp_congestion_control": "cubic",
+                "fs.nr_open": 2097152,
+            },
+            proc_sys=proc,
+            in_container=True,
+        )
+    )
+    assert {k for k, e in entries.items() if e["changes_live"]} == {"net.ipv4.tcp_fin_timeout"}
+    # host-wide in a container: its value moves, but not live here
+    assert entries["fs.nr_open"]["value"] == "2097152" and not entries["fs.nr_open"]["changes_live"]
+
+
+def test_changes_live_when_the_live_value_cannot_be_read(tmp_path):
+    # A write-only key (net.ipv4.route.flush): it exists but reading it fails.
+    # Root reads a 0200 file anyway, so a directory stands in for it.
+    proc = make_proc_sys(tmp_path / "sys", {})
+    os.makedirs(os.path.join(proc, "net", "ipv4", "route", "flush"))
+    entry = plan_sysctl({"net.ipv4.route.flush": 1}, proc_sys=proc)["entries"][0]
+    assert entry["live"] is None
+    assert entry["apply_live"] and entry["changes_live"]
+
+
 def test_extra_keys_follow_the_kernels_shape(proc):
     entries = by_key(plan_sysctl({"net/ipv4/tcp_fin_timeout": "15", "net.ipv4.tcp_congestion_control": "reno"}, proc_sys=proc))
     assert entries["net.ipv4.tcp_fin_timeout"]["value"] == "15"
@@ -206,6 +268,7 @@ def test_entries_are_sorted_and_values_match(proc):
     keys = [e["key"] for e in plan["entries"]]
     assert keys == sorted(keys)
     assert plan["values"] == {e["key"]: e["value"] for e in plan["entries"]}
+    assert all(isinstance(e["changes_live"], bool) for e in plan["entries"])
 
 
 @given(
