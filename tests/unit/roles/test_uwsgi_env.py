@@ -30,13 +30,15 @@ TRICKY = {
 
 
 def render(env):
-    app = {"name": "demo", "django": {}, "env": env}
+    app = {"name": "demo", "django": {}, "env": env, "state_dir": "/var/lib/pyweb/demo", "log_dir": "/var/log/pyweb/demo"}
     return jinja2.Template(TEMPLATE.read_text(), keep_trailing_newline=True).render(ansible_managed="managed", __python_app=app)
 
 
 def test_round_trip_of_the_python_app_template():
     parsed = uwsgi_env.parse(render(TRICKY))
     assert parsed.pop("PYWEB_APP_NAME") == "demo"
+    assert parsed.pop("PYWEB_STATE_DIR") == "/var/lib/pyweb/demo"
+    assert parsed.pop("PYWEB_LOG_DIR") == "/var/log/pyweb/demo"
     # surrounding spaces inside the quotes are kept; nothing is expanded
     assert parsed == TRICKY
 
