@@ -33,11 +33,13 @@ docker run --name "$name" --volume "$here:/src:ro" --env DEBIAN_FRONTEND=noninte
   done
   [ "$status" = 0 ] || exit 1
   if grep -h "Could not get lock" ./*.log; then echo "fresh-check: apt lock collision"; exit 1; fi
-  .venv/bin/ansible-playbook --version | head -1
-  .venv/bin/molecule --version | head -1
-  debootstrap --version
-  dockerd --version
-  shellcheck --version | head -2 | tail -1
+  # (no "| head": under pipefail a closed pipe fails the check)
+  .venv/bin/ansible-playbook --version >versions.txt
+  .venv/bin/molecule --version >>versions.txt 2>&1
+  debootstrap --version >>versions.txt
+  dockerd --version >>versions.txt
+  shellcheck --version >>versions.txt
+  grep -E "^(ansible-playbook|molecule|debootstrap|Docker version|version:)" versions.txt
   echo "fresh-check: every install step passed side by side"
 '
 echo "fresh-check: took $(( $(date +%s) - start ))s"
