@@ -20,6 +20,9 @@ export ANSIBLE_HOME := $(CURDIR)/.cache/ansible-home
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 export MOLECULE_NO_LOG := false
+# One exec per task instead of copy-then-run: the sandbox and Molecule reach
+# their containers through `docker exec`, where each round trip counts.
+export ANSIBLE_PIPELINING := True
 
 .PHONY: help venv collection-link docker images lint yamllint ansible-lint ruff \
         sanity unit integration check-build molecule molecule-all test build demo demo-clean clean fresh-check

@@ -99,6 +99,24 @@ def assert_no_request_lost(host, path):
     return report
 
 
+def assert_answered_throughout(host, path, minimum=20):
+    """The "GET 200" / "POST 200" lines a probe loop wrote to `path`: enough of each, every one 200.
+
+    GETs and POSTs are counted apart: nginx retries a GET on another peer and
+    so hides a reset that turns a POST into a 502.
+    """
+    counts = {}
+    for line in host.file(path).content_string.splitlines():
+        method, _sep, code = line.partition(" ")
+        counts.setdefault(method, {}).setdefault(code, 0)
+        counts[method][code] += 1
+    for method in ("GET", "POST"):
+        answered = counts.get(method, {})
+        assert sum(answered.values()) >= minimum, counts
+        assert set(answered) == {"200"}, counts
+    return counts
+
+
 _STATS = (
     "import json,socket,sys\n"
     "c=socket.socket(socket.AF_UNIX); c.connect(sys.argv[1])\n"
