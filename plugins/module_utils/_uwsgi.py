@@ -341,7 +341,7 @@ def _describe(summary):
     return "master pid %d, workers: %s" % (summary["pid"], ", ".join(items) or "none")
 
 
-def _check(stats_address, expect_running, replaced, socket_path, path, host, io_timeout):
+def _check(stats_address, expect_running, replaced, socket_path, path, host, io_timeout, max_status=499):
     """One attempt: (summary, response, None) when everything holds, else (summary, response, why not)."""
     try:
         summary = summarise(read_stats(stats_address, io_timeout))
@@ -370,8 +370,18 @@ def _check(stats_address, expect_running, replaced, socket_path, path, host, io_
         response = uwsgi_request(socket_path, path, host, timeout=io_timeout)
     except UwsgiError as exc:
         return summary, None, str(exc)
-    if response["status"] >= 500:
-        return summary, response, "GET %s on %s answered %d" % (path, socket_path, response["status"])
+    if response["status"] > max_status:
+        return (
+            summary,
+            response,
+            "GET %s on %s answered %d (healthy: at most %d)"
+            % (
+                path,
+                socket_path,
+                response["status"],
+                max_status,
+            ),
+        )
     return summary, response, None
 
 
@@ -383,12 +393,13 @@ def wait_for(
     socket=None,
     path="/",
     host="localhost",
+    max_status=499,
     timeout=30.0,
     interval=0.5,
     clock=time.monotonic,
     sleep=time.sleep,
 ):
-    """Poll until uWSGI serves: stats readable, enough workers, no replaced pid left, all accepting, probe < 500.
+    """Poll until uWSGI serves: stats readable, enough workers, no replaced pid left, all accepting, probe <= max_status.
 
     ``replaced_pids`` are the worker pids seen before a graceful reload; the
     reload is over once none of them runs any more and every new one accepts.
@@ -404,7 +415,7 @@ def wait_for(
         elapsed = clock() - start
         # One attempt (timeout 0) still gives a busy master the usual 5 s to answer.
         io_timeout = 5.0 if timeout <= 0 else max(1.0, min(5.0, timeout - elapsed))
-        summary, response, problem = _check(stats_address, expect_running, replaced, socket, path, host, io_timeout)
+        summary, response, problem = _check(stats_address, expect_running, replaced, socket, path, host, io_timeout, max_status)
         elapsed = clock() - start
         if problem is None:
             return summary, response, round(elapsed, 3)

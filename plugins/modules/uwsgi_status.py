@@ -38,7 +38,7 @@ options:
     description:
       - The app's uwsgi-protocol socket (uWSGI's C(socket) option, what nginx's
         C(uwsgi_pass) points to), a unix socket path or V(host:port).
-      - When given, a request for O(path) must be answered with a status below 500.
+      - When given, a request for O(path) must be answered with a status up to O(max_status).
     type: path
   path:
     description: Path and query string of the probe request.
@@ -48,6 +48,12 @@ options:
     description: C(Host) header and C(SERVER_NAME) of the probe request.
     type: str
     default: localhost
+  max_status:
+    description:
+      - The highest status that counts as healthy: 499 (the app answered, no
+        5xx) for a default path, 399 for a health path the user named.
+    type: int
+    default: 499
   expect_running:
     description:
       - Wait until at least this many workers run (for an emperor, vassals).
@@ -169,6 +175,7 @@ def main():
             socket=dict(type="path"),
             path=dict(type="str", default="/"),
             host=dict(type="str", default="localhost"),
+            max_status=dict(type="int", default=499),
             expect_running=dict(type="int"),
             replaced_pids=dict(type="list", elements="int", default=[]),
             timeout=dict(type="float", default=30),
@@ -188,6 +195,7 @@ def main():
             socket=params["socket"],
             path=params["path"],
             host=params["host"],
+            max_status=params["max_status"],
             timeout=params["timeout"],
         )
     except UwsgiError as exc:

@@ -410,12 +410,19 @@ def test_wait_for_says_how_many_workers_are_missing(uwsgi):
 
 
 def test_wait_for_names_a_failing_probe(uwsgi):
-    with pytest.raises(UwsgiError, match=re.escape("(1 attempt): GET /boom on %s answered 500; last state" % uwsgi.app)):
+    with pytest.raises(
+        UwsgiError, match=re.escape("(1 attempt): GET /boom on %s answered 500 (healthy: at most 499); last state" % uwsgi.app)
+    ):
         wait_for(uwsgi.stats, socket=uwsgi.app, path="/boom", timeout=0)
     summary, response, elapsed = wait_for(uwsgi.stats, socket=uwsgi.app, path="/missing", timeout=0)
     assert response["status"] == 404
     assert summary["running_count"] == 2
     assert elapsed < 5
+
+
+def test_a_named_health_path_must_answer_below_400(uwsgi):
+    with pytest.raises(UwsgiError, match=re.escape("GET /missing on %s answered 404 (healthy: at most 399)" % uwsgi.app)):
+        wait_for(uwsgi.stats, socket=uwsgi.app, path="/missing", max_status=399, timeout=0)
 
 
 def test_wait_for_a_stats_socket_that_does_not_exist(uwsgi):
