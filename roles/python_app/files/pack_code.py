@@ -22,21 +22,23 @@ SKIP_DIRS = {"__pycache__", ".git", ".hg", ".svn", ".tox", ".venv", ".mypy_cache
 
 def pack(source):
     buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=6) as zipped:
-        with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for root, dirs, files in os.walk(source):
-                dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-                for name in sorted(dirs) + sorted(f for f in files if not f.endswith((".pyc", ".pyo"))):
-                    path = os.path.join(root, name)
-                    info = tar.gettarinfo(path, arcname=os.path.relpath(path, source))
-                    info.uid = info.gid = 0
-                    info.uname = info.gname = "root"
-                    info.pax_headers = {}
-                    if info.isfile():
-                        with open(path, "rb") as handle:
-                            tar.addfile(info, handle)
-                    else:
-                        tar.addfile(info)
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=6) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for root, dirs, files in os.walk(source):
+            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+            for name in sorted(dirs) + sorted(f for f in files if not f.endswith((".pyc", ".pyo"))):
+                path = os.path.join(root, name)
+                info = tar.gettarinfo(path, arcname=os.path.relpath(path, source))
+                info.uid = info.gid = 0
+                info.uname = info.gname = "root"
+                info.pax_headers = {}
+                if info.isfile():
+                    with open(path, "rb") as handle:
+                        tar.addfile(info, handle)
+                else:
+                    tar.addfile(info)
     return buffer.getvalue()
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: pyweb.stack contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run a command as a pyweb.stack app runs: its user, its environment, its sandbox.
@@ -78,12 +77,12 @@ def main(argv):
     else:
         if not app.get("django"):
             fail("%s is not a Django app: use pyweb-manage --run %s COMMAND" % (name, name))
-        command = [app["venv"] + "/bin/python", "manage.py"] + args
+        command = [app["venv"] + "/bin/python", "manage.py", *args]
     cmd = ["systemd-run", "--quiet", "--wait", "--collect", "--pty" if sys.stdin.isatty() else "--pipe"]
     cmd += ["--property=%s" % prop for prop in app["properties"]]
     cmd += ["--setenv=PATH=%s/bin:/usr/local/bin:/usr/bin:/bin" % app["venv"]]
     cmd += ["--setenv=%s" % item for item in setenv]
-    cmd += ["--"] + command
+    cmd += ["--", *command]
     os.execvp(cmd[0], cmd)
 
 
