@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from pyweb_verify import assert_no_request_lost, http
+from pyweb_verify import assert_no_request_lost, http, remote_json
 
 SOCKET = "/run/pyweb/demo.sock"
 USER = "pyweb-demo"
@@ -85,7 +85,9 @@ def test_static_is_served_by_nginx_from_disk(host):
     assert body.strip() == "static file served by nginx from disk"
     # the app stamps every response; this one never reached Gunicorn
     assert "x-pyweb-app" not in headers
-    assert headers["cache-control"] == "public, max-age=2592000, immutable"
+    # not static_hashed: a short max-age and no immutable, so a new release's
+    # file under the same name reaches browsers
+    assert headers["cache-control"] == "public, max-age=3600"
     missing, headers, _body = http(host, "http://127.0.0.1/static/nope.txt")
     assert missing == 404 and "x-pyweb-app" not in headers
 
@@ -137,3 +139,95 @@ def test_tls_site_redirects_and_speaks_http2(host):
 def test_default_site_stays_the_demo_app(host):
     _status, _headers, body = http(host, "http://127.0.0.1/", headers=["Host: unknown.test"])
     assert json.loads(body)["app"] == "demo"
+
+
+def shop(host, path, *, name="shop.test", host_header=None):
+    """curl over TLS with `name` as SNI (resolved to 127.0.0.1): (rc, status, headers lower-cased)."""
+    cmd = "curl --silent --insecure --max-time 10 --output /dev/null --dump-header - --resolve %s:443:127.0.0.1" % name
+    if host_header:
+        cmd += " --header 'Host: %s'" % host_header
+    result = host.run("%s https://%s%s" % (cmd, name, path))
+    lines = result.stdout.replace("\r\n", "\n").strip().splitlines()
+    if result.rc != 0 or not lines:
+        return result.rc, None, {}
+    fields = dict(line.partition(":")[::2] for line in lines[1:])
+    return result.rc, int(lines[0].split()[1]), {k.strip().lower(): v.strip() for k, v in fields.items()}
+
+
+def test_closed_default_site_guards_443_only_while_demo_is_the_default(host):
+    site = host.file("/etc/nginx/sites-enabled/pyweb-default.conf")
+    assert site.is_symlink and site.linked_to == "/etc/nginx/sites-available/pyweb-default.conf"
+    conf = host.file("/etc/nginx/sites-available/pyweb-default.conf").content_string
+    # shop speaks TLS and is not the default: 443 needs the closed default;
+    # demo holds port 80's
+    assert "ssl_reject_handshake on;" in conf and "default_server" in conf
+    assert "listen 80" not in conf and "listen [::]:80" not in conf
+
+
+def test_unknown_name_on_443_gets_no_handshake(host):
+    rc, status, _headers = shop(host, "/healthz", name="unknown.test")
+    assert (rc, status) == (35, None)  # the TLS handshake was refused: no certificate, no answer
+    no_sni = host.run("curl --silent --insecure --max-time 10 --output /dev/null https://127.0.0.1/healthz")
+    assert no_sni.rc == 35
+    # a connection made for shop.test that asks for another name: Misdirected Request
+    rc, status, headers = shop(host, "/healthz", host_header="unknown.test")
+    assert (rc, status) == (0, 421) and "x-pyweb-app" not in headers
+
+
+def test_unknown_host_on_80_gets_no_answer_when_no_app_is_the_default(host):
+    closed = remote_json(host, "/root/closed-default.json")
+    assert "listen 80 default_server;" in closed["site"] and "return 444;" in closed["site"]
+    assert closed["rc"]["unknown.test"] == 52 and closed["answers"]["unknown.test"] == "000"  # empty reply
+    assert closed["answers"]["demo.test"] == "200"
+
+
+def test_each_app_logs_to_its_own_files(host):
+    marker = host.check_output("cat /proc/sys/kernel/random/uuid")
+    http(host, "http://127.0.0.1/?%s" % marker)
+    http(host, "http://127.0.0.1/static/%s.txt" % marker)
+    shop(host, "/?%s" % marker)
+    shop(host, "/static/%s.txt" % marker)
+    for app in ("demo", "shop"):
+        access = host.file("/var/log/nginx/pyweb-%s.access.log" % app).content_string
+        error = host.file("/var/log/nginx/pyweb-%s.error.log" % app).content_string
+        assert "GET /?%s " % marker in access, app
+        assert "%s.txt" % marker in error and "No such file or directory" in error, app
+    assert marker not in host.file("/var/log/nginx/access.log").content_string
+    # Debian's /etc/logrotate.d/nginx (/var/log/nginx/*.log) rotates them
+    plan = host.check_output("logrotate --debug /etc/logrotate.d/nginx 2>&1")
+    for name in ("demo.access", "demo.error", "shop.access", "shop.error"):
+        assert "considering log /var/log/nginx/pyweb-%s.log" % name in plan
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/static/hello.txt", "/static/nope.txt"])
+def test_tls_site_sends_hsts_and_security_headers(host, path):
+    rc, status, headers = shop(host, path)
+    assert rc == 0 and status in (200, 404)
+    # on /static/ too: nginx drops a server's add_headers in a location with its own
+    assert headers["strict-transport-security"] == "max-age=63072000"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "strict-origin-when-cross-origin"
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/static/hello.txt"])
+def test_plain_site_sends_security_headers_without_hsts(host, path):
+    _status, headers, _body = http(host, "http://127.0.0.1" + path, body=False)
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "strict-origin-when-cross-origin"
+    assert "strict-transport-security" not in headers
+
+
+def test_tls_uses_mozilla_intermediate_ciphers(host):
+    conf = host.file("/etc/nginx/nginx.conf").content_string
+    assert "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:" in conf and "ssl_prefer_server_ciphers off;" in conf
+    tls12 = (
+        "curl --silent --insecure --tlsv1.2 --tls-max 1.2 --ciphers %s --resolve shop.test:443:127.0.0.1 "
+        "-o /dev/null https://shop.test/healthz"
+    )
+    assert host.run(tls12, "ECDHE-RSA-AES128-GCM-SHA256").rc == 0
+    assert host.run(tls12, "AES128-SHA").rc != 0  # no forward secrecy: nginx's default list took it
+
+
+def test_no_nginx_backup_left_after_the_refused_change(host):
+    left = host.check_output("find /etc/nginx /etc/nginx/sites-available -maxdepth 1 -name '*~'")
+    assert left == ""
