@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from pyweb_verify import assert_no_request_lost, http, remote_json
+from pyweb_verify import assert_answered_throughout, assert_no_request_lost, http, remote_json
 
 SOCKET = "/run/pyweb/demo.sock"
 USER = "pyweb-demo"
@@ -231,3 +231,9 @@ def test_tls_uses_mozilla_intermediate_ciphers(host):
 def test_no_nginx_backup_left_after_the_refused_change(host):
     left = host.check_output("find /etc/nginx /etc/nginx/sites-available -maxdepth 1 -name '*~'")
     assert left == ""
+
+
+def test_the_app_answered_while_broken_inputs_were_refused(host):
+    """Every GET and every POST of the probe loop during the refused table got 200."""
+    counts = assert_answered_throughout(host, "/root/refused-codes.txt")
+    print("answered during the refused table:", counts)
