@@ -48,6 +48,15 @@ KNOWN_KEYS = {
 _SOURCE_TYPES = {"path": ("path",), "git": ("repo",), "pip": ("requirement",)}
 
 
+# What the sizing engine writes into each server's configuration: through
+# server_settings these would bypass the memory and database budgets.
+_SIZED_SETTINGS = {
+    "gunicorn": ("workers", "threads", "timeout", "backlog"),
+    "uvicorn": ("workers", "threads", "timeout", "backlog"),
+    "uwsgi": ("processes", "workers", "threads"),
+}
+
+
 class AppError(ValueError):
     """A bad app description; the message names the app and the key."""
 
@@ -243,6 +252,14 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
     server_settings = raw.get("server_settings") or {}
     if not isinstance(server_settings, dict) or not all(isinstance(k, str) and _ENV_KEY.match(k) for k in server_settings):
         _fail(name, "server_settings", "must be a dict of the app server's own setting names to values")
+    sized = sorted(set(server_settings) & set(_SIZED_SETTINGS.get(server, ())))
+    if sized:
+        _fail(
+            name,
+            "server_settings." + sized[0],
+            "set by the sizing engine, which checks it against the host's memory and database budgets; "
+            "use the app's own key (workers, threads, timeout, backlog) instead",
+        )
     health = raw.get("health_path", "/")
     if not isinstance(health, str) or not health.startswith("/"):
         _fail(name, "health_path", "must be a path starting with '/', got %r" % (health,))
