@@ -17,8 +17,9 @@ BEFORE = Path("/root/reload-before.json")
 REPORT = Path("/root/reload-report.json")
 ORDERS = Path("/var/lib/pyweb/flaskapp/orders.log")
 FLASK_ACCESS_LOG = Path("/var/log/nginx/pyweb-flaskapp.access.log")
-# A failed POST within this many seconds after flaskapp's HUP counts as lost
-# to the reload; any other one to a worker retiring by itself (max_requests).
+# A failed POST within this many seconds after flaskapp's reload or restart
+# counts as lost to it; any other one to a worker retiring by itself
+# (max_requests).
 RELOAD_SECONDS = 3
 
 
@@ -36,10 +37,26 @@ def master_and_workers(app):
     return master, sorted(workers)
 
 
-def hups(app, since):
-    """When the app's master was told to reload (journal time, seconds)."""
+def changes(app, since):
+    """When the app's running service took a change: a reload (HUP to the
+    master) or a new master (restart), from the journal, in seconds."""
     out = run("journalctl", "-u", "pyweb-%s.service" % app, "-o", "short-unix", "--since", "@%d" % since, "--no-pager")
-    return [float(line.split()[0]) for line in out.splitlines() if "handling signal: hup" in line.lower()]
+    events = []
+    for line in out.splitlines():
+        for kind, text in (("reload", "handling signal: hup"), ("restart", "starting gunicorn")):
+            if text in line.lower():
+                events.append({"time": float(line.split()[0]), "kind": kind})
+    return events
+
+
+def delivered(app, name):
+    """Whether every worker of the app has `name` in its environment."""
+    _master, workers = master_and_workers(app)
+    found = []
+    for pid in workers:
+        environ = Path("/proc/%s/environ" % pid).read_bytes().split(b"\0")
+        found.append(any(item.startswith(name.encode() + b"=") for item in environ))
+    return bool(found) and all(found)
 
 
 def failed_posts(since):
@@ -79,9 +96,9 @@ def main(step):
     master, workers = master_and_workers("mysite")
     post = wrk("/root/wrk-reload-post.txt")
     handled = orders() - before["orders"]
-    hup = {app: hups(app, int(before["time"])) for app in ("mysite", "flaskapp")}
+    applied = {app: changes(app, int(before["time"])) for app in ("mysite", "flaskapp")}
     failed_at = failed_posts(before["time"])
-    at_reload = [t for t in failed_at if any(0 <= t - int(h) <= RELOAD_SECONDS for h in hup["flaskapp"])]
+    at_reload = [t for t in failed_at if any(0 <= t - int(e["time"]) <= RELOAD_SECONDS for e in applied["flaskapp"])]
     report = {
         "load_started": before["time"],
         "load_seconds": before["load_seconds"],
@@ -98,7 +115,9 @@ def main(step):
         ),
         "mysite_master": {"before": before["master"], "after": master},
         "mysite_workers": {"before": before["workers"], "after": workers},
-        "hup": hup,
+        "changes": applied,
+        # the new variable, in the environment of the apps' workers
+        "delivered": {app: delivered(app, "PYWEB_RELEASE") for app in ("mysite", "flaskapp")},
     }
     REPORT.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

@@ -240,11 +240,32 @@ def test_reload_happened_while_the_load_ran(host):
     report = remote_json(host, "/root/reload-report.json")
     start, end = report["load_started"], report["load_started"] + report["load_seconds"]
     for name in ("mysite", "flaskapp"):
-        assert len(report["hup"][name]) == 1, report
-        assert start < report["hup"][name][0] < end, report
-    assert report["mysite_master"]["before"] == report["mysite_master"]["after"]
+        events = report["changes"][name]
+        assert len(events) == 1, report  # one reload (or restart) per changed app
+        assert start < events[0]["time"] < end, report
     before, after = set(report["mysite_workers"]["before"]), set(report["mysite_workers"]["after"])
     assert before and after and not before & after
+
+
+# The gunicorn role reloads (HUP) an app whose environment file changed, but a
+# HUP keeps the master's environment, the one systemd gave it at start from
+# EnvironmentFile: new workers inherit the old one. Found by this scenario;
+# the fix belongs to the roles (restart on an environment change, or a loader
+# as the uwsgi role has).
+ENV_NOT_DELIVERED = pytest.mark.xfail(
+    reason="roles/gunicorn: a HUP reload does not re-read the service's EnvironmentFile", strict=False
+)
+
+
+@ENV_NOT_DELIVERED
+def test_new_variable_reached_the_django_workers(host):
+    assert remote_json(host, "/root/reload-report.json")["delivered"]["mysite"]
+
+
+@ENV_NOT_DELIVERED
+def test_new_variable_reached_the_flask_app(host):
+    _status, _headers, body = http(host, "http://127.0.0.1/", headers=["Host: flask.test"])
+    assert json.loads(body)["release"] == env_file(host, "flaskapp")["PYWEB_RELEASE"]
 
 
 def test_reload_posts_are_counted(host):

@@ -16,7 +16,9 @@ STATE_DIR = Path(os.environ["PYWEB_STATE_DIR"])
 
 @app.get("/")
 def index():
-    return jsonify(app=os.environ.get("PYWEB_APP_NAME"), uid=os.getuid(), pid=os.getpid())
+    return jsonify(
+        app=os.environ.get("PYWEB_APP_NAME"), uid=os.getuid(), pid=os.getpid(), release=os.environ.get("PYWEB_RELEASE")
+    )
 
 
 @app.post("/orders")
