@@ -61,7 +61,9 @@ def test_units_carry_hardening(host):
 
 def test_environment_file_is_private(host):
     env = host.file("/etc/pyweb/demo/env")
-    assert (env.user, env.group, env.mode) == ("root", "root", 0o600)
+    # the app's own master re-reads it on a reload; no other user can
+    assert (env.user, env.group, env.mode) == ("root", "pyweb-demo", 0o640)
+    assert host.run("runuser -u pyweb-shop -- cat /etc/pyweb/demo/env").rc != 0
     assert 'DEMO_SECRET="not-in-any-log"' in env.content_string
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,13 @@ def test_round_trip_of_the_python_app_template():
     assert parsed.pop("PYWEB_LOG_DIR") == "/var/log/pyweb/demo"
     # surrounding spaces inside the quotes are kept; nothing is expanded
     assert parsed == TRICKY
+
+
+def test_gunicorn_reads_the_same_with_shlex():
+    """gunicorn.conf.py loads the file with shlex.split: the same variables, byte for byte."""
+    text = render(TRICKY)
+    pairs = dict(item.split("=", 1) for item in shlex.split(text, comments=True))
+    assert pairs == uwsgi_env.parse(text)
 
 
 def test_bad_lines_are_errors():
