@@ -82,7 +82,7 @@ molecule: venv images ## One Molecule scenario: make molecule SCENARIO=sysctl
 molecule-all: venv images ## Every Molecule scenario
 	@for s in $(SCENARIOS); do echo "=== molecule scenario $$s"; molecule test -s $$s || exit 1; done
 
-test: lint sanity unit integration check-build molecule-all ## Everything CI runs
+test: lint sanity unit integration check-build molecule-all fresh-check ## Everything CI runs
 
 build: venv ## Build the collection tarball into .cache/build
 	ansible-galaxy collection build --force --output-path $(CURDIR)/.cache/build
