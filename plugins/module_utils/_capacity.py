@@ -18,6 +18,7 @@ __all__ = [
     "cpu_capacity",
     "kernel_limits",
     "memory_capacity",
+    "network_capacity",
     "parse_cpu_list",
 ]
 
@@ -359,3 +360,13 @@ def kernel_limits(root="/", nofile=None):
         "nofile_soft": finite(soft),
         "nofile_hard": finite(hard),
     }
+
+
+def network_capacity(root="/"):
+    """Whether the host has an IPv6 stack with an address (nginx may listen on [::]).
+
+    Read here so a play needs no full fact gathering for it: a container
+    started without IPv6 has an empty /proc/net/if_inet6 (or none).
+    """
+    text = _read(root, "/proc/net/if_inet6")
+    return {"ipv6": bool(text and text.strip())}

@@ -85,6 +85,9 @@ ansible_facts:
         kernel:
           description: somaxconn, tcp_max_syn_backlog, file_max, nr_open, nofile_soft, nofile_hard, service_nofile_soft, service_nofile_hard.
           type: dict
+        network:
+          description: C(ipv6) (bool) - the host has an IPv6 address, so nginx may listen on C([::]).
+          type: dict
         container:
           description: in_container (bool), kind (docker, podman, lxc ... or null), evidence.
           type: dict
@@ -105,7 +108,12 @@ import resource
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pyweb.stack.plugins.module_utils._capacity import cpu_capacity, kernel_limits, memory_capacity
+from ansible_collections.pyweb.stack.plugins.module_utils._capacity import (
+    cpu_capacity,
+    kernel_limits,
+    memory_capacity,
+    network_capacity,
+)
 from ansible_collections.pyweb.stack.plugins.module_utils._container import detect_container
 from ansible_collections.pyweb.stack.plugins.module_utils._procmem import descendants, find_by_pattern, measure_group
 
@@ -196,6 +204,7 @@ def main():
         {
             "memory": memory,
             "kernel": kernel,
+            "network": network_capacity("/"),
             "container": {"in_container": in_container, "kind": kind, "evidence": evidence},
             "measured": {},
             "notes": notes,

@@ -11,6 +11,7 @@ from ansible_collections.pyweb.stack.plugins.module_utils._capacity import (
     cpu_capacity,
     kernel_limits,
     memory_capacity,
+    network_capacity,
     parse_cpu_list,
 )
 
@@ -251,3 +252,16 @@ def test_kernel_limits(tmp_path):
         "nofile_soft": 1024,
         "nofile_hard": None,
     }
+
+
+@pytest.mark.parametrize(
+    ("content", "ipv6"),
+    [
+        ("00000000000000000000000000000001 01 80 10 80       lo\n", True),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_network_capacity_sees_an_ipv6_stack(tmp_path, content, ipv6):
+    root = tree(tmp_path, {} if content is None else {"/proc/net/if_inet6": content})
+    assert network_capacity(root) == {"ipv6": ipv6}
