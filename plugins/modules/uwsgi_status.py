@@ -50,7 +50,7 @@ options:
     default: localhost
   max_status:
     description:
-      - The highest status that counts as healthy: 499 (the app answered, no
+      - The highest status that counts as healthy, 499 (the app answered, no
         5xx) for a default path, 399 for a health path the user named.
     type: int
     default: 499
