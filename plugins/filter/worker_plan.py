@@ -8,7 +8,7 @@ name: worker_plan
 short_description: Size every app of one host together
 version_added: 0.1.0
 description:
-  - Sizes all apps of one host with M(pyweb.stack.worker_sizing#filter) at once,
+  - Sizes all apps of one host with P(pyweb.stack.worker_sizing#filter) at once,
     giving each app a share of the CPUs and of the memory budget in proportion to
     its C(weight), so two apps on one host are never each sized to the whole box.
   - Each app description takes C(name) (required), C(server), C(profile),

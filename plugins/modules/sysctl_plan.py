@@ -19,7 +19,7 @@ description:
     C(net.ipv4.ip_local_port_range), C(net.ipv4.tcp_tw_reuse),
     C(net.ipv4.tcp_syn_retries) 1..127, C(net.ipv4.tcp_synack_retries) 0..255,
     C(fs.file-max), C(fs.nr_open)); for any other key only the kernel knows its
-    range, and the M(pyweb.stack.sysctl) role lets the kernel judge it live
+    range, and the P(pyweb.stack.sysctl#role) role lets the kernel judge it live
     before the file is written.
   - Decides the value to write for each key. Capacity keys (C(net.core.somaxconn),
     C(net.ipv4.tcp_max_syn_backlog), C(fs.file-max), C(fs.nr_open)) are never
@@ -28,7 +28,7 @@ description:
   - Inside a container, only keys namespaced to it (C(net.*), IPC keys) that are
     writable there are marked for live application; host-wide keys are reported
     and left to the host.
-  - Changes nothing; the M(pyweb.stack.sysctl) role applies the values live and
+  - Changes nothing; the P(pyweb.stack.sysctl#role) role applies the values live and
     then writes the file.
 options:
   settings:
