@@ -55,11 +55,17 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ ansible_facts.pyweb_capacity | pyweb.stack.worker_sizing('gunicorn', 'mixed') }}"
 
+# What app_layout gives as each app's measure: the unit of a Gunicorn app,
+# the process title of a uWSGI app in emperor mode.
 - name: Also measure the running workers of two apps
   pyweb.stack.capacity_facts:
     measure:
-      - {name: shop, unit: gunicorn-shop.service}
-      - {name: admin, pattern: "uwsgi .*admin.ini"}
+      - {name: shop, unit: pyweb-shop.service}
+      - {name: admin, pattern: "^pyweb-admin uWSGI"}
+
+- name: Measure every app of the layout
+  pyweb.stack.capacity_facts:
+    measure: "{{ python_app_layout | map(attribute='measure') | list }}"
 """
 
 RETURN = r"""

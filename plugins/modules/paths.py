@@ -102,23 +102,27 @@ seealso:
 """
 
 EXAMPLES = r"""
+# The paths are the ones pyweb.stack.app_layout gives an app named shop
+# (user and group pyweb-shop), as the python_app role lays them out.
 - name: Directories of the shop app
   pyweb.stack.paths:
     paths:
-      - {path: /srv/shop, owner: root, group: root, mode: "0755"}
-      - {path: /srv/shop/code, owner: root, group: shop, mode: "0750"}
-      - {path: /srv/shop/media, owner: shop, group: www-data, mode: "2750"}
-      - {path: /var/log/shop, owner: shop, group: shop, mode: "0750"}
+      - {path: /srv/pyweb, owner: root, group: root, mode: "0755"}
+      - {path: /srv/pyweb/shop, owner: root, group: root, mode: "0755"}
+      - {path: /srv/pyweb/shop/app, owner: root, group: pyweb-shop, mode: "0750"}
+      - {path: /srv/pyweb/shop/media, owner: pyweb-shop, group: www-data, mode: "2750"}
+      - {path: /var/log/pyweb, owner: root, group: root, mode: "0755"}
+      - {path: /var/log/pyweb/shop, owner: pyweb-shop, group: pyweb-shop, mode: "0750"}
 
 - name: Django's STATIC_ROOT inside the code is the served static directory
   pyweb.stack.paths:
     paths:
-      - {path: /srv/shop/code/staticfiles, state: link, src: /srv/shop/static}
+      - {path: /srv/pyweb/shop/app/staticfiles, state: link, src: /srv/pyweb/shop/static}
 
-- name: Retire an old socket directory (must be empty)
+- name: Remove shop's uWSGI stats directory after it moved to Gunicorn (must be empty)
   pyweb.stack.paths:
     paths:
-      - {path: /run/shop-old, state: absent}
+      - {path: /run/pyweb/shop, state: absent}
 """
 
 RETURN = r"""
@@ -132,7 +136,7 @@ changes:
   returned: always
   type: list
   elements: dict
-  sample: [{path: /srv/shop/media, what: [group, mode]}, {path: /srv/shop/code/staticfiles, what: [removed, linked]}]
+  sample: [{path: /srv/pyweb/shop/media, what: [group, mode]}, {path: /srv/pyweb/shop/app/staticfiles, what: [removed, linked]}]
 diff:
   description:
     - With C(--diff), one C(before)/C(after)/C(before_header)/C(after_header) per

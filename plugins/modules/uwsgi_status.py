@@ -80,30 +80,32 @@ author:
 """
 
 EXAMPLES = r"""
-- name: Note the workers before the reload
+# The paths are the ones pyweb.stack.app_layout gives an app named shop,
+# served by uWSGI in instances mode (instance 1 of N).
+- name: Note the worker of instance 1 before the reload
   pyweb.stack.uwsgi_status:
-    stats: /run/uwsgi/shop/stats.sock
+    stats: /run/pyweb/shop/stats@1.sock
     timeout: 0
   register: shop_before
 
-- name: Reload gracefully
+- name: Reload it gracefully
   ansible.builtin.systemd_service:
-    name: uwsgi-shop.service
+    name: pyweb-shop@1.service
     state: reloaded
 
-- name: Wait until every old worker is replaced and /healthz answers
+- name: Wait until its old worker is replaced and /healthz answers
   pyweb.stack.uwsgi_status:
-    stats: /run/uwsgi/shop/stats.sock
-    socket: /run/uwsgi/shop/app.sock
+    stats: /run/pyweb/shop/stats@1.sock
+    socket: /run/pyweb/shop@1.sock
     path: /healthz
     host: shop.example.com
     expect_running: "{{ shop_before.stats.worker_count }}"
     replaced_pids: "{{ shop_before.stats.running_pids }}"
     timeout: 60
 
-- name: List the vassals of the emperor
+- name: List the vassals of the emperor (uwsgi_emperor_stats of the uwsgi role)
   pyweb.stack.uwsgi_status:
-    stats: /run/uwsgi/emperor-stats.sock
+    stats: /run/pyweb/uwsgi-emperor.stats.sock
   register: emperor
 
 - name: Show them
@@ -138,18 +140,16 @@ stats:
     pid: 4120
     listen_queue: 0
     listen_queue_errors: 0
-    worker_count: 2
-    running_pids: [4122, 4123]
-    running_count: 2
-    accepting_pids: [4122, 4123]
-    accepting_count: 2
+    worker_count: 1
+    running_pids: [4122]
+    running_count: 1
+    accepting_pids: [4122]
+    accepting_count: 1
     busy_count: 0
     threads: 2
-    sockets: [{name: /run/uwsgi/shop/app.sock, proto: uwsgi, queue: 0, max_queue: 0}]
+    sockets: [{name: /run/pyweb/shop@1.sock, proto: uwsgi, queue: 0, max_queue: 0}]
     workers:
       - {id: 1, pid: 4122, status: idle, accepting: true, requests: 17, exceptions: 0, harakiri_count: 0,
-         rss_mb: null, respawn_count: 1, last_spawn: 1795289090}
-      - {id: 2, pid: 4123, status: idle, accepting: true, requests: 12, exceptions: 0, harakiri_count: 0,
          rss_mb: null, respawn_count: 1, last_spawn: 1795289090}
 status:
   description: HTTP status of the probe request, null without O(socket).
