@@ -23,8 +23,10 @@ ca_bundle=/etc/ssl/certs/ca-certificates.crt
 image=pyweb-stack-test:$release
 
 # What goes into the image. python3-apt: ansible's apt module; dbus: systemctl
-# and hostnamectl talk to it; iproute2/procps/curl: the verify helpers use them.
-packages=systemd,systemd-sysv,dbus,python3,python3-apt,ca-certificates,procps,iproute2,curl,sudo,gnupg,less
+# and hostnamectl talk to it; iproute2/procps: the verify helpers use them.
+# No curl and no wrk: a first deploy must work on a host without them (the
+# verifiers install their load tools themselves, after converge).
+packages=systemd,systemd-sysv,dbus,python3,python3-apt,ca-certificates,procps,iproute2,sudo,gnupg,less
 
 recipe_hash=$( { cat "$0"; echo "$release $packages $mirror"; cat "$ca_bundle"; } | sha256sum | cut -c1-16)
 
