@@ -46,11 +46,31 @@ def remote_json(host, path):
     return json.loads(host.file(path).content_string)
 
 
+_CURL_CHECKED = set()
+
+
+def ensure_curl(host):
+    """curl inside the instance, installed when missing.
+
+    The test image has none and the roles need not leave one behind; a check
+    that expects curl to fail must not pass because curl is not there (127).
+    """
+    if id(host) in _CURL_CHECKED:
+        return
+    if host.run("command -v curl").rc != 0:
+        host.check_output(
+            "export DEBIAN_FRONTEND=noninteractive;"
+            " apt-get install -y -q curl || { apt-get update -q && apt-get install -y -q curl; }"
+        )
+    _CURL_CHECKED.add(id(host))
+
+
 def http(host, url, *, headers=(), unix_socket=None, as_user=None, body=True):
     """(status, headers dict lower-cased, body) of a GET made inside the instance.
 
     body=False discards the body (a compressed one is not text).
     """
+    ensure_curl(host)
     cmd = ["curl", "--silent", "--show-error", "--max-time", "10", "--insecure"]
     cmd += ["--include"] if body else ["--output", "/dev/null", "--dump-header", "-"]
     for header in headers:
