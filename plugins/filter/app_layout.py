@@ -20,17 +20,19 @@ description:
     C(default_server), C(static_url), C(media_url), C(static_dir), C(media_dir), C(static_source),
     C(static_hashed) (false), C(client_max_body_size), C(tls), C(env),
     C(django) (C(settings) required, C(collectstatic) true, C(migrate) false), C(python_requirements),
-    C(health_path), C(preload_app), C(user), C(server_settings), C(weight) and the sizing keys of
+    C(health_path), C(preload_app), C(user), C(server_settings), C(weight), C(state) (present;
+    C(absent) leaves the result: only the app's name is needed), C(purge) (with C(state=absent)) and the sizing keys of
     P(pyweb.stack.worker_sizing#filter) (C(allow_over_budget) among them)."
   - "Derived: C(user)/C(group) (pyweb-<name>), C(base_dir), C(code_dir), C(venv),
     C(static_dir), C(media_dir), C(state_dir) (C(<state_dir>/<name>)), C(log_dir), C(config_dir),
-    C(env_file), C(socket), C(service), C(upstream), C(web_group), C(measure),
+    C(env_file), C(runtime) (the server registry's entry - gunicorn, uwsgi_emperor or uwsgi_instances),
+    C(socket) and C(service) (the runtime's own), C(upstream), C(web_group), C(measure),
     C(host_name) (the first domain, or localhost), C(health_max_status) (399 when C(health_path)
     is given, 499 when it defaults to C(/)), C(framework) (what O(framework) applied, or C({}))."
   - Every key, with its type, default and meaning, is in docs/app_layout.md of the collection.
   - "uWSGI apps also get C(uwsgi_mode) (the app's own C(uwsgi_mode) key, else O(uwsgi_mode)),
     C(private_run_dir) (C(<run_dir>/<name>), for stats sockets), C(stats_socket) and C(vassal)
-    (the emperor's file name). In C(instances) mode C(socket) and C(stats_socket) contain
+    (the emperor's file, C(<config_dir>/uwsgi/vassals/<name>.ini)). In C(instances) mode C(socket) and C(stats_socket) contain
     C(%i), the instance number (systemd's instance specifier, expanded by the nginx site for
     every instance), and C(service) ends in C(@) (a systemd template)."
   - An unknown key, a bad value, a name or domain used twice fails with a message
@@ -81,6 +83,11 @@ options:
         an absolute URL (a CDN) keeps the derived URL and is only recorded in the app's C(framework).
         An app whose description sets C(static_dir) or C(media_dir) to something else is refused.
     type: dict
+  absent:
+    description:
+      - Return only the apps marked C(state=absent), each as C({name, purge}), instead of the layout.
+    type: bool
+    default: false
 author:
   - pyweb.stack developers (@pyweb)
 """
@@ -103,18 +110,21 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: The apps, each with every key filled in.
+  description: The apps, each with every key filled in (with O(absent), the absent apps' C(name) and C(purge)).
   type: list
   elements: dict
 """
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.pyweb.stack.plugins.module_utils._apps import AppError, app_layout
+from ansible_collections.pyweb.stack.plugins.module_utils._apps import AppError, absent_apps, app_layout
 
 
-def app_layout_filter(apps, **kwargs):
+def app_layout_filter(apps, absent=False, **kwargs):
     try:
+        if absent:
+            app_layout(apps, **kwargs)
+            return absent_apps(apps)
         return app_layout(apps, **kwargs)
     except AppError as exc:
         raise AnsibleFilterError(str(exc)) from None

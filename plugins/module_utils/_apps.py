@@ -13,9 +13,11 @@ from __future__ import annotations
 import posixpath
 import re
 
+from ansible_collections.pyweb.stack.plugins.module_utils._servers import paths as runtime_paths
+from ansible_collections.pyweb.stack.plugins.module_utils._servers import runtime_of, service_name
 from ansible_collections.pyweb.stack.plugins.module_utils._sizing import APP_SIZING_KEYS, PROFILES, SERVERS, UWSGI_MODES
 
-__all__ = ["DEPLOYABLE_SERVERS", "DJANGO_KEYS", "FRAMEWORK_KEYS", "AppError", "app_layout"]
+__all__ = ["DEPLOYABLE_SERVERS", "DJANGO_KEYS", "FRAMEWORK_KEYS", "AppError", "absent_apps", "app_layout"]
 
 # The servers a role deploys. The sizing engine knows more (granian): an app
 # may only name one that something will actually install and run.
@@ -43,7 +45,7 @@ KNOWN_KEYS = {
     "name", "server", "interface", "module", "profile", "source", "domains", "static_url", "media_url",
     "static_dir", "media_dir", "client_max_body_size", "tls", "env", "django", "weight", "preload_app",
     "python_requirements", "health_path", "user", "default_server", "static_source", "server_settings",
-    "static_hashed",
+    "static_hashed", "state", "purge",
 } | set(APP_SIZING_KEYS)  # fmt: skip
 _SOURCE_TYPES = {"path": ("path",), "git": ("repo",), "pip": ("requirement",)}
 
@@ -169,6 +171,11 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
     unknown = sorted(set(raw) - KNOWN_KEYS)
     if unknown:
         _fail(name, unknown[0], "unknown key (known: %s)" % ", ".join(sorted(KNOWN_KEYS)))
+    state = raw.get("state", "present")
+    if state not in ("present", "absent"):
+        _fail(name, "state", "must be present or absent, got %r" % (state,))
+    if "purge" in raw and (state != "absent" or not isinstance(raw["purge"], bool)):
+        _fail(name, "purge", "only with state: absent, and true or false (got %r)" % (raw["purge"],))
     server = raw.get("server", "gunicorn")
     if server in SERVERS and server not in DEPLOYABLE_SERVERS:
         _fail(
@@ -278,7 +285,7 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
     }
     replace, applied = _framework(name, framework, raw, derived)
     derived.update(replace)
-    user = raw.get("user", "pyweb-" + name.replace("_", "-"))
+    user = raw.get("user", service_name(name))
     app = dict(raw)
     app.update(
         {
@@ -324,48 +331,36 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
             "log_dir": "%s/%s" % (log_dir.rstrip("/"), name),
             "config_dir": "%s/%s" % (config_dir.rstrip("/"), name),
             "env_file": "%s/%s/env" % (config_dir.rstrip("/"), name),
-            "socket": "%s/%s.sock" % (run_dir.rstrip("/"), name),
-            "service": "pyweb-%s" % name.replace("_", "-"),
-            # what capacity_facts' measure option takes to measure this app
-            "measure": {"name": name, "unit": "pyweb-%s.service" % name.replace("_", "-")},
             "upstream": "pyweb_%s" % name,
         }
     )
-    if server == "uwsgi":
-        app.update(_uwsgi_paths(app, mode, run_dir))
+    # The runtime's own names (socket, unit, what capacity_facts measures):
+    # declared once, in the server registry.
+    dirs = {"run_dir": run_dir, "config_dir": config_dir}
+    app.update(runtime_paths(runtime_of(server, mode if server == "uwsgi" else None), name, dirs))
     return app
 
 
-def _uwsgi_paths(app, mode, run_dir):
-    """Where a uWSGI app's sockets live; %i is the instance number.
+def _check_absent(raw, index):
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise AppError("pyweb_apps[%d].name: %r is not a valid app name" % (index, name))
+    unknown = sorted(set(raw) - KNOWN_KEYS)
+    if unknown:
+        _fail(name, unknown[0], "unknown key (known: %s)" % ", ".join(sorted(KNOWN_KEYS)))
+    if not isinstance(raw.get("purge", False), bool):
+        _fail(name, "purge", "must be true or false, got %r" % (raw["purge"],))
 
-    The same pattern is systemd's instance specifier in the socket unit and
-    what the nginx site expands into one upstream peer per instance.
-    """
-    private = "%s/%s" % (run_dir.rstrip("/"), app["name"])
-    paths = {
-        "uwsgi_mode": mode,
-        # stats sockets and the master FIFO: written by the app user
-        "private_run_dir": private,
-        "vassal": "%s.ini" % app["name"],
-    }
-    if mode == "instances":
-        paths.update(
-            {
-                "socket": "%s/%s@%%i.sock" % (run_dir.rstrip("/"), app["name"]),
-                "stats_socket": private + "/stats@%i.sock",
-                "service": app["service"] + "@",
-                "measure": {"name": app["name"], "pattern": "^%s@[0-9]+ uWSGI" % app["service"]},
-            }
-        )
-    else:
-        paths.update(
-            {
-                "stats_socket": private + "/stats.sock",
-                "measure": {"name": app["name"], "pattern": "^%s uWSGI" % app["service"]},
-            }
-        )
-    return paths
+
+def absent_apps(apps):
+    """The apps ``apps`` marks ``state: absent``: name and purge."""
+    if not isinstance(apps, list):
+        return []
+    return [
+        {"name": raw["name"], "purge": bool(raw.get("purge", False))}
+        for raw in apps
+        if isinstance(raw, dict) and raw.get("state") == "absent" and isinstance(raw.get("name"), str)
+    ]
 
 
 def app_layout(
@@ -395,6 +390,13 @@ def app_layout(
     result = []
     seen = {}
     for index, raw in enumerate(apps):
+        if isinstance(raw, dict) and raw.get("state") == "absent":
+            # Only its name matters: the server registry finds what it left.
+            _check_absent(raw, index)
+            if raw["name"] in seen:
+                raise AppError("pyweb_apps[%d].name: %r is used twice" % (index, raw["name"]))
+            seen[raw["name"]] = raw
+            continue
         answers = framework.get(raw.get("name")) if isinstance(raw, dict) and isinstance(raw.get("name"), str) else None
         app = _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uwsgi_mode, state_dir, answers)
         if app["name"] in seen:

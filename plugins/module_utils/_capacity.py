@@ -370,3 +370,36 @@ def network_capacity(root="/"):
     """
     text = _read(root, "/proc/net/if_inet6")
     return {"ipv6": bool(text and text.strip())}
+
+
+# ID / ID_LIKE of os-release to the family a role's per-OS vars file is named
+# after (Ansible's ansible_facts.os_family spelling).
+_OS_FAMILIES = {"debian": "Debian", "ubuntu": "Debian", "rhel": "RedHat", "fedora": "RedHat", "centos": "RedHat"}
+
+
+def os_release(root="/"):
+    """The distribution, its major version and family, from /etc/os-release.
+
+    Read here so the roles can load their per-OS vars files without a fact
+    gathering. Unknown values are None (the roles then refuse the host).
+    """
+    text = _read(root, "/etc/os-release") or _read(root, "/usr/lib/os-release") or ""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip().strip('"').strip("'")
+    ident = fields.get("ID", "").lower() or None
+    family = None
+    for candidate in [ident] + fields.get("ID_LIKE", "").lower().split():
+        if candidate in _OS_FAMILIES:
+            family = _OS_FAMILIES[candidate]
+            break
+    version = fields.get("VERSION_ID") or None
+    return {
+        "distribution": ident.capitalize() if ident else None,
+        "id": ident,
+        "major": version.split(".")[0] if version else None,
+        "family": family,
+        "codename": fields.get("VERSION_CODENAME") or None,
+    }

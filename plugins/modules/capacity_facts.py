@@ -94,6 +94,12 @@ ansible_facts:
         network:
           description: C(ipv6) (bool) - the host has an IPv6 address, so nginx may listen on C([::]).
           type: dict
+        os:
+          description:
+            - From C(/etc/os-release) - C(id) (debian), C(distribution) (Debian), C(major) (12),
+              C(family) (Debian, RedHat or null), C(codename) (bookworm). The roles load their
+              per-OS vars files by these, without a fact gathering.
+          type: dict
         container:
           description: in_container (bool), kind (docker, podman, lxc ... or null), evidence.
           type: dict
@@ -119,6 +125,7 @@ from ansible_collections.pyweb.stack.plugins.module_utils._capacity import (
     kernel_limits,
     memory_capacity,
     network_capacity,
+    os_release,
 )
 from ansible_collections.pyweb.stack.plugins.module_utils._container import detect_container
 from ansible_collections.pyweb.stack.plugins.module_utils._procmem import descendants, find_by_pattern, measure_group
@@ -211,6 +218,7 @@ def main():
             "memory": memory,
             "kernel": kernel,
             "network": network_capacity("/"),
+            "os": os_release("/"),
             "container": {"in_container": in_container, "kind": kind, "evidence": evidence},
             "measured": {},
             "notes": notes,

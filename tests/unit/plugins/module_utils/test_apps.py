@@ -6,7 +6,13 @@ import os
 
 import pytest
 
-from ansible_collections.pyweb.stack.plugins.module_utils._apps import DEPLOYABLE_SERVERS, KNOWN_KEYS, AppError, app_layout
+from ansible_collections.pyweb.stack.plugins.module_utils._apps import (
+    DEPLOYABLE_SERVERS,
+    KNOWN_KEYS,
+    AppError,
+    absent_apps,
+    app_layout,
+)
 from ansible_collections.pyweb.stack.plugins.module_utils._sizing import SERVERS
 
 SOURCE = {"type": "path", "path": "/src/demo"}
@@ -46,17 +52,20 @@ def test_uwsgi_emperor_and_instances_paths():
         [app(server="uwsgi"), app(name="shop", server="uwsgi", uwsgi_mode="instances", domains=["shop.test"])],
         uwsgi_mode="emperor",
     )
-    assert vassal["uwsgi_mode"] == "emperor" and vassal["socket"] == "/run/pyweb/demo.sock"
-    assert vassal["stats_socket"] == "/run/pyweb/demo/stats.sock" and vassal["vassal"] == "demo.ini"
+    # its own socket: an app switching from Gunicorn starts here beside it
+    assert vassal["uwsgi_mode"] == "emperor" and vassal["socket"] == "/run/pyweb/demo-uwsgi.sock"
+    assert vassal["stats_socket"] == "/run/pyweb/demo/stats.sock"
+    assert vassal["vassal"] == "/etc/pyweb/uwsgi/vassals/demo.ini" and vassal["runtime"] == "uwsgi_emperor"
     assert vassal["service"] == "pyweb-demo" and vassal["measure"]["pattern"] == "^pyweb-demo uWSGI"
     # one pattern for systemd (%i) and for the nginx site
     assert spread["uwsgi_mode"] == "instances" and spread["socket"] == "/run/pyweb/shop@%i.sock"
     assert spread["stats_socket"] == "/run/pyweb/shop/stats@%i.sock" and spread["service"] == "pyweb-shop@"
+    assert spread["runtime"] == "uwsgi_instances"
     # the host-wide default applies to apps without their own uwsgi_mode
     (default,) = app_layout([app(server="uwsgi")], uwsgi_mode="instances")
     assert default["uwsgi_mode"] == "instances"
     (other,) = app_layout([app()], uwsgi_mode="instances")
-    assert "uwsgi_mode" not in other and other["socket"] == "/run/pyweb/demo.sock"
+    assert "uwsgi_mode" not in other and other["socket"] == "/run/pyweb/demo.sock" and other["runtime"] == "gunicorn"
 
 
 def test_asgi_defaults():
@@ -277,3 +286,32 @@ def test_every_output_key_is_documented():
     (result,) = app_layout([app(server="uwsgi")])
     for key in sorted(set(result) | KNOWN_KEYS):
         assert "| `%s` |" % key in text, key
+
+
+def test_absent_apps_leave_the_layout_with_their_name_and_purge():
+    present, = app_layout([app(), {"name": "old", "state": "absent", "purge": True}, {"name": "gone", "state": "absent"}])
+    assert present["name"] == "demo"
+    assert absent_apps([app(), {"name": "old", "state": "absent", "purge": True}, {"name": "gone", "state": "absent"}]) == [
+        {"name": "old", "purge": True},
+        {"name": "gone", "purge": False},
+    ]
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"state": "gone"}, "pyweb_apps[demo].state: must be present or absent, got 'gone'"),
+        ({"purge": True}, "pyweb_apps[demo].purge: only with state: absent"),
+    ],
+)
+def test_state_and_purge_are_checked(raw, message):
+    with pytest.raises(AppError) as error:
+        app_layout([app(**raw)])
+    assert message in str(error.value)
+
+
+def test_an_absent_app_still_takes_its_name():
+    with pytest.raises(AppError, match="used twice"):
+        app_layout([app(), {"name": "demo", "state": "absent"}])
+    with pytest.raises(AppError, match="purge: must be true or false"):
+        app_layout([{"name": "old", "state": "absent", "purge": "yes"}])

@@ -12,6 +12,7 @@ from ansible_collections.pyweb.stack.plugins.module_utils._capacity import (
     kernel_limits,
     memory_capacity,
     network_capacity,
+    os_release,
     parse_cpu_list,
 )
 
@@ -265,3 +266,24 @@ def test_kernel_limits(tmp_path):
 def test_network_capacity_sees_an_ipv6_stack(tmp_path, content, ipv6):
     root = tree(tmp_path, {} if content is None else {"/proc/net/if_inet6": content})
     assert network_capacity(root) == {"ipv6": ipv6}
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n',
+            {"id": "debian", "distribution": "Debian", "major": "12", "family": "Debian", "codename": "bookworm"},
+        ),
+        (
+            'ID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n',
+            {"id": "rocky", "distribution": "Rocky", "major": "9", "family": "RedHat", "codename": None},
+        ),
+        ("ID=alpine\nVERSION_ID=3.20.1\n", {"id": "alpine", "distribution": "Alpine", "major": "3", "family": None, "codename": None}),
+        ("", {"id": None, "distribution": None, "major": None, "family": None, "codename": None}),
+    ],
+)
+def test_os_release(tmp_path, text, expected):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "os-release").write_text(text)
+    assert os_release(str(tmp_path)) == expected
