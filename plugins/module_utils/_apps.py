@@ -336,6 +336,20 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
     )
     # The runtime's own names (socket, unit, what capacity_facts measures):
     # declared once, in the server registry.
+    # How a command runs as the app (the checks, pyweb-manage, collectstatic):
+    # its user, environment and directory, and its service's filesystem view.
+    app["sandbox"] = [
+        "User=" + user,
+        "Group=" + user,
+        "EnvironmentFile=" + app["env_file"],
+        "WorkingDirectory=" + app["code_dir"],
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "UMask=0027",
+        "ReadWritePaths=" + " ".join(dict.fromkeys([app["media_dir"], app["state_dir"], app["log_dir"]])),
+    ]
     dirs = {"run_dir": run_dir, "config_dir": config_dir}
     app.update(runtime_paths(runtime_of(server, mode if server == "uwsgi" else None), name, dirs))
     return app

@@ -391,7 +391,7 @@ def os_release(root="/"):
             fields[key.strip()] = value.strip().strip('"').strip("'")
     ident = fields.get("ID", "").lower() or None
     family = None
-    for candidate in [ident] + fields.get("ID_LIKE", "").lower().split():
+    for candidate in [ident, *fields.get("ID_LIKE", "").lower().split()]:
         if candidate in _OS_FAMILIES:
             family = _OS_FAMILIES[candidate]
             break

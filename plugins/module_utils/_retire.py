@@ -132,4 +132,3 @@ def plan(apps, absent, dirs, root="/", systemd_dir="/etc/systemd/system"):
             if step:
                 host.append(step)
     return {"steps": steps, "apps": removals, "host": host}
-

@@ -177,7 +177,9 @@ def retirement(name, dirs, keep=None, systemd_dir="/etc/systemd/system"):
 def host_paths(dirs):
     """Per runtime, what it keeps once per host (the uWSGI emperor), filled in."""
     values = _values("", dirs)
-    return {runtime: {k: _fill(v, values) for k, v in spec["host"].items()} for runtime, spec in RUNTIMES.items() if "host" in spec}
+    return {
+        runtime: {k: _fill(v, values) for k, v in spec["host"].items()} for runtime, spec in RUNTIMES.items() if "host" in spec
+    }
 
 
 def host_artifacts(runtime, dirs, systemd_dir="/etc/systemd/system"):

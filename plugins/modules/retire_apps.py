@@ -77,6 +77,7 @@ plan:
   type: dict
 """
 
+import contextlib
 import os
 import shutil
 import time
@@ -88,7 +89,7 @@ from ansible_collections.pyweb.stack.plugins.module_utils._retire import plan as
 
 
 def _systemctl(module, *args):
-    rc, out, err = module.run_command(["systemctl"] + list(args))
+    rc, out, err = module.run_command(["systemctl", *list(args)])
     return rc, (out + err).strip()
 
 
@@ -149,7 +150,8 @@ def main():
     retired = [_describe(step) for step in steps]
     for entry in todo["apps"]:
         retired.append(
-            "%s: removed from pyweb_apps: %s" % (entry["app"], "purged (code, data, logs, configuration)" if entry["purge"] else "code and data kept")
+            "%s: removed from pyweb_apps: %s"
+            % (entry["app"], "purged (code, data, logs, configuration)" if entry["purge"] else "code and data kept")
         )
     changed = bool(steps or todo["apps"])
     if module.check_mode or not changed:
@@ -175,7 +177,9 @@ def main():
             module.fail_json(msg="still running after systemctl stop: %s" % out, retired=retired)
     left = _wait_gone(module, [s["processes"] for s in app_steps if s["processes"]], params["timeout"])
     if left:
-        module.fail_json(msg="processes matching %s still run %ds after their vassal file went" % (", ".join(left), params["timeout"]))
+        module.fail_json(
+            msg="processes matching %s still run %ds after their vassal file went" % (", ".join(left), params["timeout"])
+        )
     # 4. The emperor, once no vassal is left to it.
     host_units = [u for s in host_steps for u in s["units"]]
     if host_units:
@@ -185,10 +189,8 @@ def main():
         for path in step["remove"]:
             _remove(module, path)
         for path in step["rmdir"]:
-            try:
+            with contextlib.suppress(OSError):
                 os.rmdir(path)
-            except OSError:
-                pass
     for entry in todo["apps"]:
         for path in entry["remove"]:
             _remove(module, path)

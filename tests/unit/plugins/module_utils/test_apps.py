@@ -289,7 +289,7 @@ def test_every_output_key_is_documented():
 
 
 def test_absent_apps_leave_the_layout_with_their_name_and_purge():
-    present, = app_layout([app(), {"name": "old", "state": "absent", "purge": True}, {"name": "gone", "state": "absent"}])
+    (present,) = app_layout([app(), {"name": "old", "state": "absent", "purge": True}, {"name": "gone", "state": "absent"}])
     assert present["name"] == "demo"
     assert absent_apps([app(), {"name": "old", "state": "absent", "purge": True}, {"name": "gone", "state": "absent"}]) == [
         {"name": "old", "purge": True},

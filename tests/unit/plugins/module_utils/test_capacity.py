@@ -279,7 +279,10 @@ def test_network_capacity_sees_an_ipv6_stack(tmp_path, content, ipv6):
             'ID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n',
             {"id": "rocky", "distribution": "Rocky", "major": "9", "family": "RedHat", "codename": None},
         ),
-        ("ID=alpine\nVERSION_ID=3.20.1\n", {"id": "alpine", "distribution": "Alpine", "major": "3", "family": None, "codename": None}),
+        (
+            "ID=alpine\nVERSION_ID=3.20.1\n",
+            {"id": "alpine", "distribution": "Alpine", "major": "3", "family": None, "codename": None},
+        ),
         ("", {"id": None, "distribution": None, "major": None, "family": None, "codename": None}),
     ],
 )
