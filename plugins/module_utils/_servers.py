@@ -49,11 +49,17 @@ RUNTIMES = {
         # Gunicorn still serves its own socket.
         "socket": "{run_dir}/{name}-uwsgi.sock",
         "stats_socket": "{private_run_dir}/stats.sock",
-        "units": (),
-        "unit_files": (),
+        # systemd holds the socket and a zerg server (a uWSGI master with no
+        # workers) hands it to the vassal: it outlives emperor restarts. The
+        # names carry a dot, which no app's service name has.
+        "zerg": "{private_run_dir}/zerg.sock",
+        "zerg_socket_unit": "{service}.uwsgi.socket",
+        "zerg_service": "{service}.zerg.service",
+        "units": ("{service}.uwsgi.socket", "{service}.zerg.service"),
+        "unit_files": ("{service}.uwsgi.socket", "{service}.zerg.service"),
         # Removing the vassal's file makes the emperor stop it.
         "vassal": "{config_root}/uwsgi/vassals/{name}.ini",
-        "sockets": ("{run_dir}/{name}-uwsgi.sock", "{private_run_dir}/stats.sock"),
+        "sockets": ("{run_dir}/{name}-uwsgi.sock", "{private_run_dir}/stats.sock", "{private_run_dir}/zerg.sock"),
         "files": ("{config_root}/uwsgi/vassals/{name}.ini", "{config_dir}/uwsgi-emperor.ini.good"),
         "dirs": ("{private_run_dir}",),
         "processes": "^{service} uWSGI",
@@ -130,6 +136,9 @@ def paths(runtime, name, dirs):
         result["stats_socket"] = _fill(spec["stats_socket"], values)
         result["uwsgi_mode"] = spec["uwsgi_mode"]
         result["vassal"] = _fill(spec.get("vassal", "{config_root}/uwsgi/vassals/{name}.ini"), values)
+        for key in ("zerg", "zerg_socket_unit", "zerg_service"):
+            if key in spec:
+                result[key] = _fill(spec[key], values)
     return result
 
 
