@@ -169,3 +169,17 @@ def listen_backlog(host, path):
         if path in fields:
             return int(fields[3])
     raise AssertionError("%s is not a listening unix socket" % path)
+
+
+_EXPOSURE = re.compile(r"Overall exposure level for (\S+): ([0-9]+(?:\.[0-9]+)?)")
+
+
+def assert_unit_exposure(host, unit, max_score):
+    """`systemd-analyze security` of a running unit scores at most max_score (0 best, 10 worst)."""
+    out = host.check_output("systemd-analyze security --no-pager %s", unit)
+    found = _EXPOSURE.findall(out.splitlines()[-1] if out else "")
+    assert found, "no exposure level in the last line of systemd-analyze security %s:\n%s" % (unit, out[-2000:])
+    score = float(found[-1][1])
+    failing = [line.strip() for line in out.splitlines() if line.lstrip().startswith("✗")]
+    assert score <= max_score, "%s scores %.1f > %.1f; open points:\n%s" % (unit, score, max_score, "\n".join(failing))
+    return score

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from pyweb_verify import assert_answered_throughout, assert_no_request_lost, gunicorn_recycles, http, remote_json
+from pyweb_verify import (
+    assert_answered_throughout,
+    assert_no_request_lost,
+    assert_unit_exposure,
+    gunicorn_recycles,
+    http,
+    remote_json,
+)
 
 SOCKET = "/run/pyweb/demo.sock"
 USER = "pyweb-demo"
@@ -247,3 +254,16 @@ def test_the_app_answered_while_broken_inputs_were_refused(host):
     recycles = gunicorn_recycles(host, "pyweb-demo.service", since)
     counts = assert_answered_throughout(host, "/root/refused-codes.txt", post_losses_allowed=recycles)
     print("answered during the refused table:", counts, "workers recycled:", recycles)
+
+
+def test_gunicorn_unit_exposure_at_most_2(host):
+    # 3.0 before the shared hardening block (no system call filter, ProtectProc, ProcSubset, RemoveIPC)
+    assert_unit_exposure(host, "pyweb-demo.service", 2.0)
+
+
+def test_nginx_runs_hardened_by_its_drop_in(host):
+    # Debian's nginx.service alone scores 9.6 UNSAFE; the drop-in brings it to 2.5
+    dropin = host.file("/etc/systemd/system/nginx.service.d/pyweb-hardening.conf")
+    assert dropin.exists and "ProtectSystem=strict" in dropin.content_string
+    assert_unit_exposure(host, "nginx.service", 2.6)
+    assert host.service("nginx").is_running

@@ -6,7 +6,7 @@ import hashlib
 import json
 
 import pytest
-from pyweb_verify import assert_no_request_lost, http, listen_backlog, uwsgi_stats
+from pyweb_verify import assert_no_request_lost, assert_unit_exposure, http, listen_backlog, uwsgi_stats
 
 SOCKET = "/run/pyweb/demo.sock"
 STATS = "/run/pyweb/demo/stats.sock"
@@ -135,3 +135,9 @@ def test_listen_above_somaxconn_was_clamped_before_uwsgi(host):
     assert listen_backlog(host, SOCKET) == somaxconn
     # and it still serves
     assert http(host, "http://127.0.0.1/healthz")[0] == 200
+
+
+def test_emperor_unit_exposure(host):
+    # 4.1 before the shared hardening block. Root with four capabilities: no
+    # PrivateUsers=, @privileged stays allowed (the vassals change user).
+    assert_unit_exposure(host, "pyweb-uwsgi-emperor.service", 2.6)

@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from pyweb_verify import assert_no_request_lost, http, listen_backlog, uwsgi_stats
+from pyweb_verify import assert_no_request_lost, assert_unit_exposure, http, listen_backlog, uwsgi_stats
 
 SECRET = 's3cr$(HOME)@(/etc/hostname)%(x) "q" \\'
 # 2 CPUs, mixed profile: (2 x 2) + 1 = 5 instances of 1 worker x 2 threads
@@ -113,3 +113,8 @@ def test_single_worker_instances_are_not_recycled_by_request_count(host):
     ini = host.file("/etc/pyweb/demo/uwsgi.ini").content_string
     assert "\nmax-requests" not in ini
     assert "\nreload-on-rss = " in ini and "\nharakiri = 25\n" in ini
+
+
+@pytest.mark.parametrize("i", INSTANCES)
+def test_instance_unit_exposure_at_most_2(host, i):
+    assert_unit_exposure(host, "pyweb-demo@%d.service" % i, 2.0)
