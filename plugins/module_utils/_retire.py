@@ -36,6 +36,14 @@ def _existing(root, patterns):
     return found
 
 
+def _user_exists(root, user):
+    try:
+        with open(_under(root, "/etc/passwd")) as handle:
+            return any(line.split(":", 1)[0] == user for line in handle)
+    except OSError:
+        return False
+
+
 def known_apps(config_root, root="/"):
     """Apps a run of pyweb.stack deployed here: name -> what pyweb-manage keeps of it."""
     apps = {}
@@ -118,8 +126,10 @@ def plan(apps, absent, dirs, root="/", systemd_dir="/etc/systemd/system"):
             entry["purge_dirs"] = _existing(
                 root, [posixpath.join(dirs[key], name) for key in ("base", "state", "log")] + [config_dir]
             )
-            entry["user"] = known.get(name, {}).get("user") or service_name(name)
-        if entry["remove"] or entry["purge_dirs"] or purge:
+            user = known.get(name, {}).get("user") or service_name(name)
+            entry["user"] = user if _user_exists(root, user) else None
+        # Nothing left of it: a second run changes nothing.
+        if entry["remove"] or entry["purge_dirs"] or entry["user"]:
             removals.append(entry)
     host = []
     used = set(apps.values())

@@ -123,8 +123,14 @@ def test_a_removed_app_loses_its_units_and_keeps_its_code_unless_purged(tmp_path
     assert step["app"] == "old" and step["reason"] == "removed"
     (entry,) = todo["apps"]
     assert entry == {"app": "old", "purge": False, "remove": ["/etc/pyweb/manage.d/old.json"], "purge_dirs": [], "user": None}
+    _touch(tmp_path, "/etc/passwd", "root:x:0:0::/root:/bin/sh\npyweb-old:x:999:999::/srv/pyweb/old:/usr/sbin/nologin\n")
     purged = plan({}, {"old": True}, STACK, root=str(tmp_path))["apps"][0]
     assert purged["purge_dirs"] == ["/srv/pyweb/old", "/etc/pyweb/old"] and purged["user"] == "pyweb-old"
+
+
+def test_a_purged_app_leaves_nothing_to_do(tmp_path):
+    _touch(tmp_path, "/etc/passwd", "root:x:0:0::/root:/bin/sh\n")
+    assert plan({"keep": "gunicorn"}, {"demo": True}, STACK, root=str(tmp_path)) == {"steps": [], "apps": [], "host": []}
 
 
 def test_nothing_to_do_on_a_clean_host(tmp_path):
