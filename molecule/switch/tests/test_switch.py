@@ -219,3 +219,13 @@ def test_a_second_run_after_the_purge_changes_nothing(host):
         elif line.startswith("changed:"):
             changed_tasks.append(task)
     assert (int(recap.group(1)), int(recap.group(3))) == (0, 0), changed_tasks or out[-3000:]
+
+
+def test_nginx_runs_with_the_web_group(host):
+    """python_app_web_group is not www-data here: nginx's workers run with it
+    and it owns every app socket, so they reach each other (the apps answer)."""
+    workers = host.run("ps -o user=,group= --ppid $(cat /run/nginx.pid)").stdout.split("\n")
+    workers = [w.split() for w in workers if w.strip()]
+    assert workers and all(w == ["www-data", "pyweb-web"] for w in workers), workers
+    sockets = host.run("stat -c '%G' /run/pyweb/*.sock").stdout.split()
+    assert sockets and set(sockets) == {"pyweb-web"}, sockets
