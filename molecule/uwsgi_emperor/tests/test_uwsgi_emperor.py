@@ -8,14 +8,14 @@ import json
 import pytest
 from pyweb_verify import assert_no_request_lost, assert_unit_exposure, http, listen_backlog, uwsgi_stats
 
-SOCKET = "/run/pyweb/demo.sock"
+SOCKET = "/run/pyweb/demo-uwsgi.sock"
 STATS = "/run/pyweb/demo/stats.sock"
 SECRET = 's3cr$(HOME)@(/etc/hostname)%(x) "q" \\'
 
 
 @pytest.mark.parametrize("app", ["demo", "shop"])
 def test_socket_path_type_mode_owner(host, app):
-    sock = host.file("/run/pyweb/%s.sock" % app)
+    sock = host.file("/run/pyweb/%s-uwsgi.sock" % app)
     assert sock.is_socket
     assert sock.mode == 0o660
     assert (sock.user, sock.group) == ("pyweb-%s" % app, "www-data")
@@ -68,7 +68,7 @@ def test_ini_is_tuned_from_the_sizing(host):
     ini = host.file("/etc/pyweb/uwsgi/vassals/demo.ini").content_string
     for line in (
         "strict = true", "master = true", "enable-threads = true", "thunder-lock = true", "need-app = true",
-        "vacuum = true", "chmod-socket = 660", "chown-socket = pyweb-demo:www-data", "uid = pyweb-demo",
+        "socket = /run/pyweb/demo-uwsgi.sock", "zerg = /run/pyweb/demo/zerg.sock", "uid = pyweb-demo",
         "die-on-term = true", "disable-logging = true", "log-4xx = true", "log-5xx = true", "harakiri-verbose = true",
         "max-requests = 1000", "max-requests-delta = 100", "buffer-size = 32768", "post-buffering = 65536",
         "stats = /run/pyweb/demo/stats.sock",
@@ -124,6 +124,22 @@ def test_reload_replaced_demo_workers_only(host):
 
 @pytest.mark.parametrize("report", ["/root/wrk-reload.txt", "/root/wrk-chain.txt"])
 def test_reloads_under_load_lost_no_request(host, report):
+    assert_no_request_lost(host, report)
+
+
+@pytest.mark.parametrize("app", ["demo", "shop"])
+def test_systemd_holds_each_socket_and_a_zerg_server_hands_it_over(host, app):
+    for unit in ("pyweb-%s.uwsgi.socket" % app, "pyweb-%s.zerg.service" % app):
+        assert host.service(unit).is_running and host.service(unit).is_enabled, unit
+    # the zerg server runs as the app, with no workers
+    args = host.check_output("ps -o user=,args= -p $(systemctl show -p MainPID --value pyweb-%s.zerg.service)", app)
+    assert args.split()[0] == "pyweb-%s" % app and "--processes 0" in args and "--zerg-server" in args
+
+
+@pytest.mark.parametrize("report", ["/root/wrk-emperor-get.txt", "/root/wrk-emperor-post.txt"])
+def test_restarting_and_killing_the_emperor_lost_no_request(host, report):
+    """Two `systemctl restart` and a `kill -9` of the emperor under GET and
+    POST load: the sockets stay with systemd, the vassals stop gracefully."""
     assert_no_request_lost(host, report)
 
 
