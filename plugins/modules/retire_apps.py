@@ -19,7 +19,7 @@ description:
     left. Run it after nginx points at the new runtime (make before break).
   - An app marked O(absent) or deployed here earlier (C(pyweb-manage) knows
     it) but no longer in O(apps) loses its units and sockets; its code, data,
-    logs and configuration stay unless O(absent[].purge) is true. The nginx
+    logs and configuration stay unless its C(purge) in O(absent) is true. The nginx
     role removes its site.
   - Order - socket units stop first (no new connection starts a service again),
     vassal files go (the emperor stops those vassals, waited for), then the

@@ -96,7 +96,7 @@ def test_request_speaks_http_over_a_unix_socket(tmp_path):
             self.socket.bind(self.server_address)
 
         def get_request(self):
-            conn, _ = self.socket.accept()
+            conn, _address = self.socket.accept()
             return conn, ("local", 0)
 
     server = UnixServer(path, Handler)
