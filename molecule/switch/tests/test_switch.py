@@ -54,12 +54,15 @@ def expected(runtime, state):
             "title": r"(^|/)gunicorn\b|bin/gunicorn",
         }
     if runtime == "uwsgi_emperor":
+        # systemd holds the socket, a zerg server (a uWSGI master with no
+        # workers, as the app) hands it to the vassal
+        zerg = {"pyweb-demo.uwsgi.socket", "pyweb-demo.zerg.service"}
         return {
-            "units": set(),
-            "unit_files": set(),
-            "sockets": {RUN + "/demo-uwsgi.sock", RUN + "/demo/stats.sock"},
+            "units": zerg,
+            "unit_files": zerg,
+            "sockets": {RUN + "/demo-uwsgi.sock", RUN + "/demo/stats.sock", RUN + "/demo/zerg.sock"},
             "upstream": {RUN + "/demo-uwsgi.sock"},
-            "title": r"^pyweb-demo uWSGI",
+            "title": r"^pyweb-demo uWSGI|bin/uwsgi --master --processes 0 --zerg-server " + RUN + "/demo/zerg.sock",
         }
     if runtime == "uwsgi_instances":
         numbers = instances(state)
