@@ -68,10 +68,9 @@ def _step(root, systemd_dir, found, app, runtime, reason):
     files = _existing(root, found["files"])
     dirs = _existing(root, found["dirs"])
     links = _wants_links(root, systemd_dir, found["units"])
-    if not (unit_files or sockets or files or links):
+    vassal_files = _existing(root, found["vassals"])
+    if not (unit_files or sockets or files or links or vassal_files):
         return None
-    vassal = RUNTIMES.get(runtime, {}).get("vassal")
-    vassal_files = [f for f in files if f.endswith(".ini") and "/vassals/" in f] if vassal else []
     return {
         "app": app,
         "runtime": runtime,
@@ -80,7 +79,7 @@ def _step(root, systemd_dir, found, app, runtime, reason):
         "units": sorted(found["units"], key=lambda unit: not unit.endswith(".socket")) if (unit_files or links) else [],
         "vassals": vassal_files,
         "processes": found["processes"] if vassal_files else None,
-        "remove": links + unit_files + sockets + [f for f in files if f not in vassal_files],
+        "remove": links + unit_files + sockets + files,
         "rmdir": dirs,
     }
 

@@ -60,7 +60,7 @@ RUNTIMES = {
         # Removing the vassal's file makes the emperor stop it.
         "vassal": "{config_root}/uwsgi/vassals/{name}.ini",
         "sockets": ("{run_dir}/{name}-uwsgi.sock", "{private_run_dir}/stats.sock", "{private_run_dir}/zerg.sock"),
-        "files": ("{config_root}/uwsgi/vassals/{name}.ini", "{config_dir}/uwsgi-emperor.ini.good"),
+        "files": ("{config_dir}/uwsgi-emperor.ini.good",),
         "dirs": ("{private_run_dir}",),
         "processes": "^{service} uWSGI",
         "measure": {"pattern": "^{service} uWSGI"},
@@ -147,6 +147,7 @@ def artifacts(runtime, name, dirs, systemd_dir="/etc/systemd/system"):
 
     ``units`` are unit names (globs for instances) in the order they stop;
     ``unit_files``, ``sockets`` and ``files`` are paths (globs allowed);
+    ``vassals`` the emperor's files for the app (removing one stops it);
     ``processes`` a regular expression over process titles, or None.
     """
     spec = RUNTIMES[runtime]
@@ -159,6 +160,8 @@ def artifacts(runtime, name, dirs, systemd_dir="/etc/systemd/system"):
         "unit_files": [posixpath.join(systemd_dir, _fill(p, values)) for p in spec["unit_files"]],
         "sockets": [_fill(p, values) for p in spec["sockets"]],
         "files": files,
+        # removed first: the emperor then stops the vassal (waited for)
+        "vassals": [_fill(spec["vassal"], values)] if "vassal" in spec else [],
         # removed when empty
         "dirs": [_fill(p, values) for p in spec.get("dirs", ())],
         "processes": _fill(spec["processes"], values) if spec["processes"] else None,
@@ -171,13 +174,14 @@ def retirement(name, dirs, keep=None, systemd_dir="/etc/systemd/system"):
     Paths the kept runtime uses too (uWSGI's files shared by both modes)
     are left alone. ``keep=None``: the app is gone, everything goes.
     """
-    kept = artifacts(keep, name, dirs, systemd_dir) if keep else {"files": [], "sockets": [], "unit_files": [], "dirs": []}
+    kinds = ("files", "sockets", "unit_files", "dirs", "vassals")
+    kept = artifacts(keep, name, dirs, systemd_dir) if keep else {key: [] for key in kinds}
     result = {}
     for runtime in RUNTIMES:
         if runtime == keep:
             continue
         found = artifacts(runtime, name, dirs, systemd_dir)
-        for key in ("files", "sockets", "unit_files", "dirs"):
+        for key in kinds:
             found[key] = [p for p in found[key] if p not in kept[key]]
         result[runtime] = found
     return result
@@ -203,5 +207,6 @@ def host_artifacts(runtime, dirs, systemd_dir="/etc/systemd/system"):
         "sockets": [host["stats"]],
         "files": [host["ini"]],
         "dirs": [host["vassals"]],
+        "vassals": [],
         "processes": None,
     }

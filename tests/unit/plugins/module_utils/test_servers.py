@@ -55,7 +55,7 @@ def test_retirement_keeps_what_the_kept_runtime_uses():
     assert set(gone) == {"gunicorn", "uwsgi_emperor"}
     # both uWSGI modes use the candidate, reload files and tmpfiles entry
     assert "/etc/pyweb/shop/uwsgi.ini.candidate" not in gone["uwsgi_emperor"]["files"]
-    assert "/etc/pyweb/uwsgi/vassals/shop.ini" in gone["uwsgi_emperor"]["files"]
+    assert gone["uwsgi_emperor"]["vassals"] == ["/etc/pyweb/uwsgi/vassals/shop.ini"]
     assert gone["uwsgi_emperor"]["dirs"] == []  # the private run dir stays for the instances' stats
     everything = retirement("shop", DIRS)
     assert "/etc/pyweb/shop/uwsgi.ini.candidate" in everything["uwsgi_emperor"]["files"]
@@ -80,7 +80,7 @@ def _touch(root, path, text=""):
 
 def _deploy(root, runtime, name, manage=True):
     found = artifacts(runtime, name, DIRS)
-    for path in found["unit_files"] + found["files"]:
+    for path in found["unit_files"] + found["files"] + found["vassals"]:
         _touch(root, path)
     for path in found["sockets"]:
         _touch(root, path.replace("*", "1"))
