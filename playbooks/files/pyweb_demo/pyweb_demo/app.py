@@ -6,6 +6,9 @@
 /whoami    pid, uid and thread of the worker that answered, and the
            scheme it was told the client used
 /healthz   ok
+/version   the code this worker imported: the VERSION file at the code
+           root as it was at import time ("none" without one), that
+           root's resolved path, and the worker's pid
 Every response carries X-Pyweb-App, so a static file served by nginx (which
 has no such header) can be told from one that reached the app.
 """
@@ -18,6 +21,21 @@ import time
 from urllib.parse import parse_qs
 
 NAME = os.environ.get("PYWEB_APP_NAME", "demo")
+# The directory that holds the pyweb_demo package, symlinks resolved: which
+# release this worker really imported.
+CODE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+
+
+def _release():
+    try:
+        with open(os.path.join(CODE, "VERSION"), encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError:
+        return "none"
+
+
+# Read once: a worker still running old code answers the old release.
+RELEASE = _release()
 
 
 def _number(query, key, default, limit):
@@ -54,6 +72,8 @@ def _body(environ):
         }
     if path == "/healthz":
         return "200 OK", {"status": "ok"}
+    if path == "/version":
+        return "200 OK", {"release": RELEASE, "code": CODE, "pid": os.getpid()}
     return "404 Not Found", {"error": "not found", "path": path}
 
 
