@@ -18,7 +18,13 @@ import time
 
 from ansible_collections.pyweb.stack.plugins.module_utils._procmem import descendants
 
-__all__ = ["HttpStatusError", "alive", "request", "wait_for"]
+__all__ = ["FAIL_FAST", "HttpStatusError", "alive", "request", "wait_for"]
+
+# Answers of exactly 500 in a row, from new workers only, that end the wait
+# at once: the app raised (a broken release), it is not still starting (a
+# 502/503/504 or a refused connection keeps the wait going). Each second a
+# broken release stays live is a second of failed requests.
+FAIL_FAST = 3
 
 
 class HttpStatusError(Exception):
@@ -74,6 +80,7 @@ def wait_for(
     expect_workers=1,
     timeout=30.0,
     interval=0.5,
+    fail_fast=FAIL_FAST,
     proc="/proc",
     clock=time.monotonic,
     sleep=time.sleep,
@@ -83,9 +90,11 @@ def wait_for(
     ``replaced_pids`` runs any more, and GET ``path`` answers up to
     ``max_status``. ``main_pid`` is a callable returning the unit's main pid
     (0 when none). Returns {main_pid, workers, status, elapsed}; raises
-    HttpStatusError naming what still failed.
+    HttpStatusError naming what still failed, at once after ``fail_fast``
+    answers of 500 in a row (0: wait the whole ``timeout``).
     """
     start = clock()
+    errors = 0
     while True:
         problem = None
         status = None
@@ -106,9 +115,14 @@ def wait_for(
             else:
                 if status > max_status:
                     problem = "GET %s on %s answered %d (healthy: up to %d)" % (path, socket_path, status, max_status)
+        errors = errors + 1 if status == 500 else 0
         elapsed = round(clock() - start, 3)
         if problem is None:
             return {"main_pid": pid, "workers": workers, "status": status, "elapsed": elapsed}
+        if fail_fast and errors >= fail_fast:
+            raise HttpStatusError(
+                "%s, %d times in a row on new workers after %.1fs: the app fails, it is not starting" % (problem, errors, elapsed)
+            )
         if elapsed >= timeout:
             raise HttpStatusError("not serving after %.1fs: %s" % (elapsed, problem))
         sleep(max(0.0, min(interval, timeout - elapsed)))

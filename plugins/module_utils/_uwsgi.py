@@ -15,6 +15,8 @@ import struct
 import time
 from urllib.parse import unquote_to_bytes
 
+from ansible_collections.pyweb.stack.plugins.module_utils._http_status import FAIL_FAST
+
 __all__ = [
     "BODY_LIMIT",
     "UwsgiError",
@@ -396,6 +398,7 @@ def wait_for(
     max_status=499,
     timeout=30.0,
     interval=0.5,
+    fail_fast=FAIL_FAST,
     clock=time.monotonic,
     sleep=time.sleep,
 ):
@@ -405,11 +408,14 @@ def wait_for(
     reload is over once none of them runs any more and every new one accepts.
     ``timeout`` 0 makes one attempt; ``clock`` and ``sleep`` are injectable for
     tests. Returns (summary, response or None, elapsed seconds); raises
-    UwsgiError naming the condition that still failed and the last state seen.
+    UwsgiError naming the condition that still failed and the last state seen,
+    at once after ``fail_fast`` answers of 500 in a row (0: wait the whole
+    ``timeout``; see _http_status.FAIL_FAST).
     """
     replaced = {int(pid) for pid in replaced_pids}
     start = clock()
     attempts = 0
+    errors = 0
     while True:
         attempts += 1
         elapsed = clock() - start
@@ -419,6 +425,12 @@ def wait_for(
         elapsed = clock() - start
         if problem is None:
             return summary, response, round(elapsed, 3)
+        errors = errors + 1 if response and response.get("status") == 500 else 0
+        if fail_fast and errors >= fail_fast:
+            raise UwsgiError(
+                "uWSGI at %s: %s, %d times in a row on new workers after %.1fs: the app fails, it is not starting"
+                % (stats_address, problem, errors, elapsed)
+            )
         if elapsed >= timeout:
             state = "; last state: %s" % _describe(summary) if summary is not None else ""
             raise UwsgiError(

@@ -55,6 +55,15 @@ options:
     description: Seconds to wait for all conditions. V(0) makes one attempt.
     type: float
     default: 30
+  fail_fast:
+    description:
+      - Stop waiting and fail at once after this many answers of exactly 500
+        in a row from new workers only (no replaced worker left) - the app
+        raised, it is not still starting (502, 503, 504 or a refused
+        connection keep the wait going). A broken release is switched back
+        in seconds instead of after O(timeout). V(0) waits the whole O(timeout).
+    type: int
+    default: 3
 extends_documentation_fragment:
   - pyweb.stack.read_only
 notes:
@@ -128,6 +137,7 @@ def main():
             replaced_pids=dict(type="list", elements="int", default=[]),
             expect_workers=dict(type="int", default=1),
             timeout=dict(type="float", default=30),
+            fail_fast=dict(type="int", default=3),
         ),
         supports_check_mode=True,
     )
@@ -150,6 +160,7 @@ def main():
             replaced_pids=params["replaced_pids"],
             expect_workers=params["expect_workers"] if params["timeout"] > 0 else 0,
             timeout=params["timeout"],
+            fail_fast=params["fail_fast"],
         )
     except HttpStatusError as exc:
         module.fail_json(msg="%s: %s" % (params["unit"], exc))

@@ -70,6 +70,15 @@ options:
       - Seconds to wait for all conditions. V(0) makes one attempt.
     type: float
     default: 30
+  fail_fast:
+    description:
+      - Stop waiting and fail at once after this many answers of exactly 500
+        in a row from new workers only (no replaced worker left) - the app
+        raised, it is not still starting (502, 503, 504 or a refused
+        connection keep the wait going). A broken release is switched back
+        in seconds instead of after O(timeout). V(0) waits the whole O(timeout).
+    type: int
+    default: 3
 extends_documentation_fragment:
   - pyweb.stack.read_only
 notes:
@@ -179,6 +188,7 @@ def main():
             expect_running=dict(type="int"),
             replaced_pids=dict(type="list", elements="int", default=[]),
             timeout=dict(type="float", default=30),
+            fail_fast=dict(type="int", default=3),
         ),
         supports_check_mode=True,
     )
@@ -197,6 +207,7 @@ def main():
             host=params["host"],
             max_status=params["max_status"],
             timeout=params["timeout"],
+            fail_fast=params["fail_fast"],
         )
     except UwsgiError as exc:
         module.fail_json(msg=str(exc))

@@ -109,3 +109,39 @@ def test_request_speaks_http_over_a_unix_socket(tmp_path):
         server.shutdown()
         server.server_close()
         os.unlink(path)
+
+
+@pytest.mark.parametrize(("status", "fail_fast", "gives_up_at"), [(500, 3, 1.0), (500, 1, 0.0), (503, 3, 30.0), (500, 0, 30.0)])
+def test_a_broken_app_fails_at_once_a_starting_one_is_waited_for(tmp_path, status, fail_fast, gives_up_at):
+    # 500 from new workers only, N times in a row: the release is broken, and
+    # every second it stays live fails requests. 503 (still starting) waits.
+    proc = _proc(tmp_path, {10: (1, "S"), 11: (10, "S")})
+    clock = _Clock()
+    with pytest.raises(HttpStatusError) as caught:
+        wait_for(
+            lambda: 10,
+            "/x.sock",
+            path="/healthz",
+            max_status=399,
+            timeout=30,
+            fail_fast=fail_fast,
+            proc=proc,
+            clock=clock,
+            sleep=clock.sleep,
+            probe=lambda *a: status,
+        )
+    assert clock.now == gives_up_at
+    if gives_up_at < 30:
+        assert "answered 500 (healthy: up to 399), %d times in a row on new workers" % fail_fast in str(caught.value)
+    else:
+        assert str(caught.value).startswith("not serving after 30.0s")
+
+
+def test_a_500_between_good_answers_does_not_count(tmp_path):
+    proc = _proc(tmp_path, {10: (1, "S"), 11: (10, "S")})
+    clock = _Clock()
+    answers = iter([500, 500, 200])
+    result = wait_for(
+        lambda: 10, "/x.sock", timeout=30, fail_fast=3, proc=proc, clock=clock, sleep=clock.sleep, probe=lambda *a: next(answers)
+    )
+    assert result["status"] == 200 and clock.now == 1.0

@@ -420,6 +420,14 @@ def test_wait_for_names_a_failing_probe(uwsgi):
     assert elapsed < 5
 
 
+def test_wait_for_gives_up_at_once_on_500_in_a_row(uwsgi):
+    # A broken release answers 500 from its new workers: fail now, not after the timeout.
+    start = time.monotonic()
+    with pytest.raises(UwsgiError, match=re.escape("answered 500 (healthy: at most 499), 2 times in a row on new workers")):
+        wait_for(uwsgi.stats, socket=uwsgi.app, path="/boom", timeout=30, interval=0.1, fail_fast=2)
+    assert time.monotonic() - start < 5
+
+
 def test_a_named_health_path_must_answer_below_400(uwsgi):
     with pytest.raises(UwsgiError, match=re.escape("GET /missing on %s answered 404 (healthy: at most 399)" % uwsgi.app)):
         wait_for(uwsgi.stats, socket=uwsgi.app, path="/missing", max_status=399, timeout=0)
