@@ -20,10 +20,11 @@ description:
     C(default_server), C(static_url), C(media_url), C(static_dir), C(media_dir), C(static_source),
     C(static_hashed) (false), C(client_max_body_size), C(tls), C(env),
     C(django) (C(settings) required, C(collectstatic) true, C(migrate) false), C(python_requirements),
-    C(health_path), C(preload_app), C(user), C(server_settings), C(weight), C(state) (present;
+    C(health_path), C(preload_app), C(user), C(server_settings), C(weight), C(keep_releases), C(state) (present;
     C(absent) leaves the result: only the app's name is needed), C(purge) (with C(state=absent)) and the sizing keys of
     P(pyweb.stack.worker_sizing#filter) (C(allow_over_budget) among them)."
-  - "Derived: C(user)/C(group) (pyweb-<name>), C(base_dir), C(code_dir), C(venv),
+  - "Derived: C(user)/C(group) (pyweb-<name>), C(base_dir), C(releases_dir), C(venvs_dir), C(current)
+    (the live release's symlink), C(code_dir) and C(venv) (through C(current)),
     C(static_dir), C(media_dir), C(state_dir) (C(<state_dir>/<name>)), C(log_dir), C(config_dir),
     C(env_file), C(runtime) (the server registry's entry - gunicorn, uwsgi_emperor or uwsgi_instances),
     C(socket) and C(service) (the runtime's own), C(upstream), C(web_group), C(measure),

@@ -45,7 +45,7 @@ KNOWN_KEYS = {
     "name", "server", "interface", "module", "profile", "source", "domains", "static_url", "media_url",
     "static_dir", "media_dir", "client_max_body_size", "tls", "env", "django", "weight", "preload_app",
     "python_requirements", "health_path", "user", "default_server", "static_source", "server_settings",
-    "static_hashed", "state", "purge",
+    "static_hashed", "state", "purge", "keep_releases",
 } | set(APP_SIZING_KEYS)  # fmt: skip
 _SOURCE_TYPES = {"path": ("path",), "git": ("repo",), "pip": ("requirement",)}
 
@@ -267,6 +267,11 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
             "set by the sizing engine, which checks it against the host's memory and database budgets; "
             "use the app's own key (workers, threads, timeout, backlog) instead",
         )
+    keep = raw.get("keep_releases")
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 2):
+        _fail(
+            name, "keep_releases", "must be a whole number of at least 2 (the previous release is the rollback), got %r" % (keep,)
+        )
     health = raw.get("health_path", "/")
     if not isinstance(health, str) or not health.startswith("/"):
         _fail(name, "health_path", "must be a path starting with '/', got %r" % (health,))
@@ -276,8 +281,11 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
         value = raw.get(key)
         if value is not None and (not isinstance(value, str) or not value.startswith("/") or ".." in value.split("/")):
             _fail(name, key, "must be an absolute path, got %r" % (value,))
+    # The live release: code, virtualenv and static files switch together
+    # through one symlink (releases/<id> holds app/, .venv and static/).
+    current = base + "/current"
     derived = {
-        "static_dir": raw.get("static_dir") or base + "/static",
+        "static_dir": raw.get("static_dir") or current + "/static",
         "media_dir": raw.get("media_dir") or base + "/media",
         "static_url": urls["static_url"],
         "media_url": urls["media_url"],
@@ -322,8 +330,12 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
             "group": user,
             "web_group": web_group,
             "base_dir": base,
-            "code_dir": base + "/app",
-            "venv": base + "/venv",
+            "releases_dir": base + "/releases",
+            "venvs_dir": base + "/venvs",
+            "current": current,
+            "code_dir": current + "/app",
+            "venv": current + "/.venv",
+            "keep_releases": keep,
             "static_dir": derived["static_dir"],
             "media_dir": derived["media_dir"],
             # writable per-app state (a SQLite file ...), never served by nginx

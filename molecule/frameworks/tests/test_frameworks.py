@@ -155,9 +155,9 @@ def test_socket_and_environment_file_modes(host, name):
 @pytest.mark.parametrize(("reader", "owner"), list(itertools.permutations(APPS, 2)))
 def test_one_app_cannot_read_anothers_env_or_code(host, reader, owner):
     assert host.run("runuser -u %s -- cat /etc/pyweb/%s/env", user(reader), owner).rc != 0
-    assert host.run("runuser -u %s -- ls /srv/pyweb/%s/app", user(reader), owner).rc != 0
+    assert host.run("runuser -u %s -- ls /srv/pyweb/%s/current/app/", user(reader), owner).rc != 0
     # its own code it can read
-    assert host.run("runuser -u %s -- ls /srv/pyweb/%s/app", user(owner), owner).rc == 0
+    assert host.run("runuser -u %s -- ls /srv/pyweb/%s/current/app/", user(owner), owner).rc == 0
 
 
 @pytest.mark.parametrize("name", APPS)

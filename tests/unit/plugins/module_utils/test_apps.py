@@ -28,9 +28,15 @@ def test_defaults_and_derived_paths():
     (result,) = app_layout([app()])
     assert result["server"] == "gunicorn" and result["interface"] == "wsgi" and result["profile"] == "mixed"
     assert result["user"] == result["group"] == "pyweb-demo"
-    assert result["code_dir"] == "/srv/pyweb/demo/app"
-    assert result["venv"] == "/srv/pyweb/demo/venv"
-    assert result["static_dir"] == "/srv/pyweb/demo/static"
+    # the live release, through one symlink: code, virtualenv and static files
+    assert result["current"] == "/srv/pyweb/demo/current"
+    assert result["releases_dir"] == "/srv/pyweb/demo/releases"
+    assert result["venvs_dir"] == "/srv/pyweb/demo/venvs"
+    assert result["code_dir"] == "/srv/pyweb/demo/current/app"
+    assert result["venv"] == "/srv/pyweb/demo/current/.venv"
+    assert result["static_dir"] == "/srv/pyweb/demo/current/static"
+    assert result["media_dir"] == "/srv/pyweb/demo/media"
+    assert result["keep_releases"] is None
     assert result["socket"] == "/run/pyweb/demo.sock"
     assert result["env_file"] == "/etc/pyweb/demo/env"
     assert result["service"] == "pyweb-demo"
@@ -211,7 +217,7 @@ def test_without_framework_answers_nothing_is_recorded():
     assert result["framework"] == {}
     (result,) = app_layout([app()], framework={"demo": {}, "other": {"static_dir": "/x"}})
     assert result["framework"] == {}
-    assert result["static_dir"] == "/srv/pyweb/demo/static"
+    assert result["static_dir"] == "/srv/pyweb/demo/current/static"
 
 
 def test_framework_answers_replace_the_derived_values():
@@ -315,3 +321,11 @@ def test_an_absent_app_still_takes_its_name():
         app_layout([app(), {"name": "demo", "state": "absent"}])
     with pytest.raises(AppError, match="purge: must be true or false"):
         app_layout([{"name": "old", "state": "absent", "purge": "yes"}])
+
+
+def test_keep_releases_is_at_least_two():
+    (result,) = app_layout([app(keep_releases=3)])
+    assert result["keep_releases"] == 3
+    for bad in (1, 0, "5", True, 2.5):
+        with pytest.raises(AppError, match=r"pyweb_apps\[demo\]\.keep_releases: must be a whole number of at least 2"):
+            app_layout([app(keep_releases=bad)])
