@@ -292,7 +292,8 @@ def parse_seconds(delta):
 
 
 def run_record(step, output, rc, delta):
-    text = Path(output).read_text()
+    # Molecule forces colour on the runs it starts: the escapes would hide the lines.
+    text = re.sub(r"\x1b\[[0-9;]*m", "", Path(output).read_text())
     lines = text.splitlines()
     failure, block = [], False
     changed_tasks, task = [], None

@@ -31,12 +31,13 @@ SERVING = {
     "rollback-named": {"demo": "v2", "emp": "v2"},
     "prune-v5": {"demo": "v5", "emp": "v2"},
     "prune-v6": {"demo": "v6", "emp": "v2"},
-    "no-change": {"demo": "v6", "emp": "v2"},
+    "prune-v7": {"demo": "v7", "emp": "v2"},
+    "no-change": {"demo": "v7", "emp": "v2"},
 }
 STEP_APPS = [(step, app) for step in SERVING for app in APPS]
 # Load windows that must lose nothing (health500 is counted, not held to 0:
 # its bad release was live for a moment on purpose).
-LOSSLESS = ["good", "import-broken", "health500-after", "rollback-previous", "rollback-named"]
+LOSSLESS = ["good", "import-broken", "health500-after", "rollback-previous", "rollback-named", "prune-v7"]
 # Enough requests to have spanned the change (paced: ~130/s per method on demo, ~30/s on emp).
 MIN_REQUESTS = {"demo": 300, "emp": 50}
 # Steps run with rollback.yml (never build nor delete a release).
@@ -71,7 +72,7 @@ def test_each_version_is_its_own_release(ids):
     """Different code, different id (and the same id for the same code: converge's v1 was rebuilt once)."""
     for app, versions in ids.items():
         assert len(set(versions.values())) == len(versions), "%s: ids per version %s" % (app, versions)
-    assert set(ids["demo"]) == {"v1", "v2", "v3", "v4", "v5", "v6"}, ids
+    assert set(ids["demo"]) == {"v1", "v2", "v3", "v4", "v5", "v6", "v7"}, ids
     assert set(ids["emp"]) == {"v1", "v2"}, ids
 
 
@@ -329,7 +330,7 @@ def test_a_rerun_changes_nothing_and_adds_no_release(report):
         run["changed_tasks"],
     )
     for app in APPS:
-        before, after = apps_state(report, "prune-v6")[app], apps_state(report, "no-change")[app]
+        before, after = apps_state(report, "prune-v7")[app], apps_state(report, "no-change")[app]
         assert (after["entries"], after["current"]) == (before["entries"], before["current"]), (
             "%s: the rerun changed releases/ or current: %s %s -> %s %s"
             % (app, before["entries"], before["current"], after["entries"], after["current"])
