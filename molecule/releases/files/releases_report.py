@@ -18,37 +18,35 @@ Everything lands in /root/releases-report.json under "steps" -> STEP; the
 verifier (tests/test_releases.py) holds the expectations.
 """
 
-import contextlib
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from datetime import datetime
 from pathlib import Path
 
-REPORT = Path("/root/releases-report.json")
-WORK = Path("/root/releases")
+from paced_load import PacedLoad, Report, run
+
+REPORT = Report("/root/releases-report.json")
 BASE = Path("/srv/pyweb")
 # The app answering for any Host (domains: [_]); every other app answers <name>.test.
 DEFAULT_APP = "demo"
-LOAD_PATH = "/io?ms=5"
 LOAD_MAX_SECONDS = 600
 # Per method: the default app carries the load that matters; the others a
 # small one that shows they are left alone.
 CONNECTIONS = {DEFAULT_APP: 8}
 OTHER_CONNECTIONS = 2
-# Paced: each connection waits this long between requests, so the load
-# leaves the play room on 2 shared cores.
-DELAY_MS = 50
+# nginx's failures apart from recycles: per status, first and last, the first 10 times
+LOAD = PacedLoad(
+    Path("/root/releases"),
+    "http://127.0.0.1:80/io?ms=5",
+    "release=1&item=order",
+    delay_ms=50,
+    max_seconds=LOAD_MAX_SECONDS,
+    other_at_max=10,
+)
 VERSION_GETS = 200
-# A failed request this close (seconds) to a Gunicorn worker's recycle is
-# the recycle's (issue 15), not the release's.
-RECYCLE_SECONDS = 2
 MARKER = ".pyweb-release.json"
 # The runs' lines that say what failed (the default callback, no colour).
 FAILURE_START = re.compile(r"^(fatal|failed): |^\[?ERROR\]?|^ERROR!|^An exception occurred")
@@ -59,154 +57,18 @@ RECAP = re.compile(
 )
 
 
-def run(*argv, check=True):
-    return subprocess.run(argv, check=check, capture_output=True, text=True).stdout.strip()
-
-
-def load_report():
-    return json.loads(REPORT.read_text()) if REPORT.exists() else {"steps": {}}
-
-
-def save(step, key, value):
-    report = load_report()
-    report["steps"].setdefault(step, {})[key] = value
-    REPORT.write_text(json.dumps(report, indent=2, sort_keys=True))
-
-
 def host_header(app):
     return "127.0.0.1" if app == DEFAULT_APP else "%s.test" % app
 
 
-def wrk_script(app, method):
-    # Fresh connections: a keep-alive connection nginx closes on its reload
-    # while wrk sends on it is the client's race, not a request the release lost.
-    lines = ['wrk.headers["Host"] = "%s"' % host_header(app), 'wrk.headers["Connection"] = "close"']
-    if method == "post":
-        lines += [
-            'wrk.method = "POST"',
-            'wrk.body = "release=1&item=order"',
-            'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"',
-        ]
-    lines.append("function delay() return %d end" % DELAY_MS)
-    return "\n".join(lines) + "\n"
-
-
 def load_start(step, apps):
-    WORK.mkdir(mode=0o700, exist_ok=True)
-    jobs = {"start": time.time(), "pids": {}}
-    for app in apps:
-        for method in ("get", "post"):
-            lua = WORK / ("%s-%s.lua" % (app, method))
-            lua.write_text(wrk_script(app, method))
-            with open(WORK / ("%s-%s-%s.txt" % (step, app, method)), "w") as out:
-                proc = subprocess.Popen(
-                    [
-                        "wrk",
-                        "--threads",
-                        "1",
-                        "--connections",
-                        str(CONNECTIONS.get(app, OTHER_CONNECTIONS)),
-                        "--duration",
-                        "%ds" % LOAD_MAX_SECONDS,
-                        "--timeout",
-                        "10s",
-                        "--script",
-                        str(lua),
-                        # the port too: wrk resolves a bare host through /etc/services, which the image lacks
-                        "http://127.0.0.1:80" + LOAD_PATH,
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            jobs["pids"]["%s/%s" % (app, method)] = proc.pid
-    (WORK / ("%s.load.json" % step)).write_text(json.dumps(jobs))
-
-
-def wrk_counts(text):
-    def number(pattern):
-        match = re.search(pattern, text)
-        return int(match.group(1)) if match else 0
-
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-    non_2xx = number(r"Non-2xx or 3xx responses: (\d+)")
-    socket_errors = sum(int(g) for g in errors.groups()) if errors else 0
-    return {
-        "requests": number(r"(\d+) requests in"),
-        "non_2xx": non_2xx,
-        "socket_errors": socket_errors,
-        "failed": non_2xx + socket_errors,
-        "complete": "requests in" in text,
-    }
-
-
-def recycle_times(app, since):
-    """When Gunicorn retired a worker of APP after max_requests (issue 15), epoch seconds."""
-    out = run(
-        "journalctl",
-        "--unit",
-        "pyweb-%s.service" % app,
-        "--since",
-        "@%d" % int(since),
-        "--output",
-        "short-unix",
-        "--no-pager",
-        check=False,
-    )
-    return [float(line.split()[0]) for line in out.splitlines() if "Autorestarting worker after current request" in line]
-
-
-def failures(app, since, recycles):
-    """The load's requests nginx answered with an error since `since`, per
-    method: those within RECYCLE_SECONDS of a Gunicorn worker recycle, and the
-    others (the release's), with their status codes and first and last times."""
-    counts = {
-        m: {"recycle": 0, "other": 0, "other_status": {}, "other_first": None, "other_last": None, "other_at": []}
-        for m in ("GET", "POST")
-    }
-    pattern = re.compile(r'\[([^]]+)\] "(GET|POST) %s [^"]*" (\d{3}) ' % re.escape(LOAD_PATH))
-    log = Path("/var/log/nginx/pyweb-%s.access.log" % app)
-    for line in log.read_text().splitlines() if log.exists() else []:
-        match = pattern.search(line)
-        # 499: wrk itself closed the connection (stopped at the window's end)
-        if not match or match.group(3).startswith("2") or match.group(3) == "499":
-            continue
-        when = datetime.strptime(match.group(1), "%d/%b/%Y:%H:%M:%S %z").timestamp()
-        if when < int(since):
-            continue
-        found = counts[match.group(2)]
-        # the log has whole seconds
-        if any(-RECYCLE_SECONDS <= when - r <= RECYCLE_SECONDS + 1 for r in recycles):
-            found["recycle"] += 1
-            continue
-        found["other"] += 1
-        found["other_status"][match.group(3)] = found["other_status"].get(match.group(3), 0) + 1
-        found["other_first"] = found["other_first"] or match.group(1)
-        found["other_last"] = match.group(1)
-        if len(found["other_at"]) < 10:
-            found["other_at"].append("%s %s" % (match.group(1), match.group(3)))
-    return counts
+    LOAD.start(step, {app: (host_header(app), CONNECTIONS.get(app, OTHER_CONNECTIONS)) for app in apps})
 
 
 def load_stop(step):
-    jobs = json.loads((WORK / ("%s.load.json" % step)).read_text())
-    for pid in jobs["pids"].values():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGINT)
-    deadline = time.time() + 30
-    while time.time() < deadline and any(Path("/proc/%d" % pid).exists() for pid in jobs["pids"].values()):
-        time.sleep(0.2)
-    result = {"seconds": round(time.time() - jobs["start"], 1), "apps": {}}
-    for app in sorted({key.split("/")[0] for key in jobs["pids"]}):
-        recycles = recycle_times(app, jobs["start"])
-        failed = failures(app, jobs["start"], recycles)
-        counted = {"gunicorn_recycles": len(recycles)}
-        for method in ("get", "post"):
-            counted[method] = wrk_counts((WORK / ("%s-%s-%s.txt" % (step, app, method))).read_text())
-            counted[method]["nginx_failed"] = failed[method.upper()]
-        result["apps"][app] = counted
-    save(step, "load", result)
+    seconds, apps = LOAD.stop(step)
+    result = {"seconds": seconds, "apps": apps}
+    REPORT.save(step, "load", result)
     print(json.dumps(result, sort_keys=True))
 
 
@@ -235,7 +97,7 @@ def versions(step, apps):
             codes[str(body.get("code"))] = codes.get(str(body.get("code")), 0) + 1
             pids.add(body.get("pid"))
         result[app] = {"gets": VERSION_GETS, "releases": releases, "code": codes, "pids": len(pids), "failed": failed}
-    save(step, "versions", result)
+    REPORT.save(step, "versions", result)
     print(json.dumps(result, sort_keys=True))
 
 
@@ -281,7 +143,7 @@ def state(step, apps):
         "failed_units": run("systemctl", "list-units", "--failed", "--plain", "--no-legend", "--full", check=False).splitlines(),
         "apps": {app: release_state(app) for app in apps},
     }
-    save(step, "state", result)
+    REPORT.save(step, "state", result)
     print(json.dumps({app: {k: v[k] for k in ("current", "current_version", "complete")} for app, v in result["apps"].items()}))
 
 
@@ -320,7 +182,7 @@ def run_record(step, output, rc, delta):
         "changed_tasks": changed_tasks,
         "tail": lines[-40:],
     }
-    save(step, "run", result)
+    REPORT.save(step, "run", result)
     print(json.dumps({k: result[k] for k in ("rc", "seconds", "recap")}, sort_keys=True))
 
 
@@ -367,7 +229,7 @@ def summary(report):
 def main(argv):
     command = argv[1]
     if command == "source":
-        save(argv[2], "sources", json.loads(argv[3]))
+        REPORT.save(argv[2], "sources", json.loads(argv[3]))
     elif command == "load-start":
         load_start(argv[2], argv[3:])
     elif command == "load-stop":
@@ -377,16 +239,16 @@ def main(argv):
     elif command == "state":
         state(argv[2], argv[3:])
     elif command == "fact":
-        save(argv[2], "fact", json.loads(argv[3]))
+        REPORT.save(argv[2], "fact", json.loads(argv[3]))
     elif command == "run":
         run_record(argv[2], argv[3], argv[4], argv[5])
     elif command == "get":
-        value = load_report()["steps"][argv[2]]
+        value = REPORT.load()["steps"][argv[2]]
         for key in argv[3:]:
             value = value[key]
         print(json.dumps(value))
     elif command == "show":
-        print(json.dumps(summary(load_report()), sort_keys=True))
+        print(json.dumps(summary(REPORT.load()), sort_keys=True))
     else:
         raise SystemExit("unknown command %s" % command)
 
