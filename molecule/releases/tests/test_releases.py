@@ -194,9 +194,10 @@ def test_good_release_adds_one_and_publishes_the_fact(report, ids, app):
 @pytest.mark.parametrize(("step", "app"), [(s, a) for s in LOSSLESS for a in APPS])
 def test_the_load_loses_nothing(report, step, app):
     """Every request answered, GET and POST apart (nginx retries GETs: the
-    POSTs are the ones a reset would show). A failure within 2 s of a
-    Gunicorn worker retiring after max_requests is that recycle's (issue 15),
-    not the release's: counted apart; on emp (uWSGI) there is none."""
+    POSTs are the ones a reset would show). Gunicorn's workers also retire
+    at max_requests during the window (recorded as recycles): a retiring
+    worker serves what it accepted (pyweb_gthread), so none may fail there
+    either."""
     load = report[step]["load"]["apps"][app]
     print(step, app, json.dumps(load, sort_keys=True))
     for method in ("get", "post"):
@@ -221,8 +222,8 @@ def test_the_load_loses_nothing(report, step, app):
             nginx["other_last"],
             nginx["other_at"],
         )
-        assert got["failed"] <= nginx["recycle"], (
-            "%s %s %s: wrk saw %d of %d fail (%d non-2xx, %d socket errors), only %d of them at a Gunicorn worker recycle"
+        assert (got["failed"], nginx["recycle"]) == (0, 0), (
+            "%s %s %s: wrk saw %d of %d fail (%d non-2xx, %d socket errors), %d of them at a Gunicorn worker recycle"
             % (step, app, method.upper(), got["failed"], got["requests"], got["non_2xx"], got["socket_errors"], nginx["recycle"])
         )
 

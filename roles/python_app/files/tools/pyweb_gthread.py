@@ -48,7 +48,7 @@ class ThreadWorker(gthread.ThreadWorker):
             self.notify()
             if self.nr_conns < self.worker_connections:
                 events = self.poller.select(1.0)
-                for key, _ in events:
+                for key, _mask in events:
                     callback = key.data
                     callback(key.fileobj)
                 result = futures.wait(self.futures, timeout=0, return_when=futures.FIRST_COMPLETED)
@@ -90,5 +90,5 @@ class ThreadWorker(gthread.ThreadWorker):
             self.notify()
             # A readable keep-alive connection carries a request nginx just
             # sent: it goes to the threads too.
-            for key, _ in self.poller.select(0.05):
+            for key, _mask in self.poller.select(0.05):
                 key.data(key.fileobj)
