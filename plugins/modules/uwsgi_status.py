@@ -70,17 +70,9 @@ options:
       - Seconds to wait for all conditions. V(0) makes one attempt.
     type: float
     default: 30
-  fail_fast:
-    description:
-      - Stop waiting and fail at once after this many answers of exactly 500
-        in a row from new workers only (no replaced worker left) - the app
-        raised, it is not still starting (502, 503, 504 or a refused
-        connection keep the wait going). A broken release is switched back
-        in seconds instead of after O(timeout). V(0) waits the whole O(timeout).
-    type: int
-    default: 3
 extends_documentation_fragment:
   - pyweb.stack.read_only
+  - pyweb.stack.fail_fast
 notes:
   - The user running the module needs access to the sockets; pyweb.stack makes them
     0660, owned by the app user and the nginx group, so run it with C(become).
