@@ -30,7 +30,7 @@ import pwd
 import re
 import stat
 
-__all__ = ["STATES", "PathsError", "manage_paths", "normalize_items", "parse_mode"]
+__all__ = ["STATES", "PathsError", "manage_paths", "normalize_items", "parse_mode", "replace_link"]
 
 STATES = ("directory", "link", "absent")
 KEYS = ("path", "state", "owner", "group", "mode", "src")
@@ -386,15 +386,16 @@ def _set_attributes(fd, item):
     return what
 
 
-def _make_link(path, src):
-    """Create or atomically replace the symlink at ``path``."""
+def replace_link(path, src):
+    """Create or atomically replace the symlink at ``path`` (a new link renamed
+    over the old one: a reader sees the old target or the new one, never none)."""
     temporary = os.path.join(os.path.dirname(path), ".%s.pyweb-paths.%d" % (os.path.basename(path), os.getpid()))
     with contextlib.suppress(FileNotFoundError):
         os.unlink(temporary)
     os.symlink(src, temporary)
     try:
-        os.rename(temporary, path)
-    except OSError:
+        os.replace(temporary, path)
+    except BaseException:
         os.unlink(temporary)
         raise
 
@@ -411,7 +412,7 @@ def _link(host, item):
             _check_parent(host, item)
         what.append("linked")
         if not host.check_mode:
-            _make_link(path, src)
+            replace_link(path, src)
     elif before["kind"] == "directory":
         names = host.entries(path)
         if names:
@@ -422,7 +423,7 @@ def _link(host, item):
         what.extend(["removed", "linked"])
         if not host.check_mode:
             os.rmdir(path)
-            _make_link(path, src)
+            replace_link(path, src)
     else:
         raise PathsError(
             "%s exists and is %s, not a symlink; remove it first (only an empty directory is replaced)"

@@ -35,6 +35,8 @@ import shutil
 import sys
 import time
 
+from ansible_collections.pyweb.stack.plugins.module_utils._paths import replace_link
+
 __all__ = [
     "HISTORY",
     "MARKER",
@@ -451,17 +453,9 @@ def switch(path, release=None, check=False, clear=False, now=None):
         return _result(model, False, switched_from=None)
     moment = int(time.time()) if now is None else int(now)
     if not check:
-        temp = os.path.join(path, ".current.%d.tmp" % os.getpid())
-        if os.path.lexists(temp):
-            os.unlink(temp)
-        os.symlink(target, temp)
-        try:
-            # rename(2) swaps the link in one step: a reader sees the old
-            # release or the new one, never no current at all.
-            os.replace(temp, link)
-        except BaseException:
-            os.unlink(temp)
-            raise
+        # rename(2) swaps the link in one step: a reader sees the old
+        # release or the new one, never no current at all.
+        replace_link(link, target)
         if before != release:
             fd = os.open(os.path.join(path, HISTORY), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:

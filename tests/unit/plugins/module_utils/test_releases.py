@@ -321,7 +321,7 @@ def test_switch_replaces_current_atomically_with_a_relative_link(app, monkeypatc
     monkeypatch.setattr(_releases.os, "replace", spy)
     result = switch(app, "b", now=2000)
     assert replaced == [
-        (os.path.join(app, ".current.%d.tmp" % os.getpid()), os.path.join(app, "current"), "releases/b", "releases/a")
+        (os.path.join(app, ".current.pyweb-paths.%d" % os.getpid()), os.path.join(app, "current"), "releases/b", "releases/a")
     ]
     assert os.readlink(os.path.join(app, "current")) == "releases/b"
     assert not os.path.lexists(replaced[0][0])
