@@ -27,8 +27,9 @@ description:
   - Without such numbers the rules always fit the budgets, except that a host too small for
     one worker still gets one, with a warning. A database limit that leaves less than one
     concurrent request per host is refused.
-  - The backlog never exceeds C(net.core.somaxconn); the app timeout (uWSGI harakiri)
-    stays below nginx's upstream read timeout.
+  - The backlog never exceeds C(net.core.somaxconn). nginx answers 504 at the app's timeout
+    and the app server (Gunicorn's per-request limit, uWSGI harakiri) ends the request 3 s later,
+    so nginx never answers 502 for a timed-out request and no other worker gets it.
   - Bad input raises an error naming the argument and the allowed values.
 positional: _input, server, profile
 options:
@@ -142,7 +143,8 @@ _value:
     worker_class: {description: "Gunicorn worker class (sync, gthread, gevent, uvicorn_worker.UvicornWorker); gunicorn and uvicorn only.", type: str}
     max_requests: {description: Requests before a worker is recycled., type: int}
     max_requests_jitter: {description: About 10 % of max_requests., type: int}
-    timeout: {description: App request timeout (s)., type: int}
+    timeout: {description: "App request timeout (s): nginx answers 504 then.", type: int}
+    request_limit: {description: "When the app server ends a request still running (s): timeout + 3; Gunicorn's timeout.", type: int}
     graceful_timeout: {description: Time given to workers to finish on reload (s)., type: int}
     keepalive: {description: Seconds an idle upstream keep-alive connection is held., type: int}
     backlog: {description: Listen backlog, at most net.core.somaxconn., type: int}
@@ -166,14 +168,15 @@ _value:
     cheaper_step: {description: uWSGI workers spawned at a time (uwsgi only)., type: int}
     cheaper_algo: {description: uWSGI cheaper algorithm (uwsgi only)., type: str}
     reload_on_rss_mb: {description: uWSGI reloads a worker above this RSS (uwsgi only)., type: int}
-    harakiri: {description: uWSGI request timeout (uwsgi only)., type: int}
+    harakiri: {description: "uWSGI's end of a request still running, request_limit (uwsgi only).", type: int}
     listen: {description: uWSGI listen queue (uwsgi only)., type: int}
     blocking_threads: {description: Granian threads per worker (granian only)., type: int}
     backpressure: {description: Granian concurrent requests per worker (granian only)., type: int}
     worker_processes: {description: nginx worker processes (effective CPUs of the host)., type: int}
     worker_connections: {description: nginx connections per worker., type: int}
     worker_rlimit_nofile: {description: nginx open-files limit per worker., type: int}
-    upstream_read_timeout: {description: nginx proxy/uwsgi read timeout, above the app's timeout (s)., type: int}
+    upstream_read_timeout: {description: "nginx proxy/uwsgi read timeout, the app's timeout (s): nginx answers 504, before the app server ends the request.", type: int}
+    upstream_retry_window: {description: "nginx retries a failed idempotent request only this many seconds into it (next_upstream_timeout).", type: int}
 """
 
 from ansible.errors import AnsibleFilterError

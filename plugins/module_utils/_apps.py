@@ -55,7 +55,9 @@ _SOURCE_TYPES = {"path": ("path",), "git": ("repo",), "pip": ("requirement",)}
 _SIZED_SETTINGS = {
     "gunicorn": ("workers", "threads", "timeout", "backlog"),
     "uvicorn": ("workers", "threads", "timeout", "backlog"),
-    "uwsgi": ("processes", "workers", "threads"),
+    # harakiri: the app's `timeout` decides it, with nginx's read timeout
+    # (nginx answers 504 first, harakiri ends the request after it).
+    "uwsgi": ("processes", "workers", "threads", "harakiri"),
 }
 
 

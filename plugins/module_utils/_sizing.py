@@ -43,9 +43,16 @@ DEFAULTS = {
     "backlog": 2048,
     "max_requests": 1000,
     "timeout": {"cpu": 60, "io": 30, "mixed": 30, "async": 30},
-    # nginx waits this much longer than the app's own timeout, so the app
-    # (gunicorn timeout, uWSGI harakiri) always gives up first and logs why.
-    "upstream_timeout_margin": 10,
+    # nginx answers 504 at the app's timeout; the app server ends a request
+    # still running this much later (Gunicorn's per-request limit, uWSGI's
+    # harakiri, checked once a second). Ended first, a worker's closed
+    # connection would be nginx's 502, and a threaded worker's other requests
+    # would go with it.
+    "kill_margin": 3,
+    # nginx retries a failed idempotent request only this early in it (never
+    # after a timeout): a reload's reset comes at once, a request that failed
+    # later had been running and is not sent to a second worker.
+    "retry_window": 5,
     "keepalive": 5,
     "worker_connections": 4096,
 }
@@ -449,7 +456,17 @@ def size_workers(
         )
     elif host["somaxconn"] is None:
         explain.append("net.core.somaxconn unknown: backlog %d must be allowed by the kernel" % backlog_value)
-    upstream_read_timeout = timeout + DEFAULTS["upstream_timeout_margin"]
+    upstream_read_timeout = timeout
+    request_limit = timeout + DEFAULTS["kill_margin"]
+    retry_window = max(1, min(DEFAULTS["retry_window"], timeout // 2))
+    # Before the decision, which stays the last line (warnings apart).
+    decision = next(i for i, line in enumerate(explain) if line.startswith("result: "))
+    explain.insert(
+        decision,
+        "timeout %d s: nginx answers 504 at %d s and does not retry it; the app server ends the request at %d s "
+        "(one worker at most); a failed idempotent request is retried only in its first %d s"
+        % (timeout, upstream_read_timeout, request_limit, retry_window)
+    )
 
     result = {
         "server": server,
@@ -461,6 +478,7 @@ def size_workers(
         "max_requests": max_requests,
         "max_requests_jitter": jitter,
         "timeout": timeout,
+        "request_limit": request_limit,
         "graceful_timeout": timeout,
         "keepalive": DEFAULTS["keepalive"],
         "backlog": backlog_value,
@@ -496,7 +514,7 @@ def size_workers(
                 "cheaper_step": max(1, processes // 4),
                 "cheaper_algo": "spare",
                 "reload_on_rss_mb": int(math.ceil(per_worker(t) * 2)),
-                "harakiri": timeout,
+                "harakiri": request_limit,
                 "listen": backlog_value,
             }
         )
@@ -520,6 +538,7 @@ def size_workers(
             "worker_connections": connections,
             "worker_rlimit_nofile": rlimit,
             "upstream_read_timeout": upstream_read_timeout,
+            "upstream_retry_window": retry_window,
         }
     )
     return result

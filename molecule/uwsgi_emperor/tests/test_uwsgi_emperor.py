@@ -77,7 +77,10 @@ def test_ini_is_tuned_from_the_sizing(host):
     harakiri = int(ini.split("\nharakiri = ", 1)[1].split()[0])
     site = host.file("/etc/nginx/sites-available/pyweb-demo.conf").content_string
     read_timeout = int(site.split("uwsgi_read_timeout ", 1)[1].split("s;")[0])
-    assert read_timeout > harakiri
+    # nginx answers 504 at the app's timeout, harakiri ends the request after it
+    assert read_timeout < harakiri
+    assert "\n        uwsgi_next_upstream error;\n" in site
+    assert int(site.split("uwsgi_next_upstream_timeout ", 1)[1].split("s;")[0]) < read_timeout
     assert "include uwsgi_params;" in site and "uwsgi_buffering on;" in site
 
 

@@ -112,7 +112,7 @@ def test_listen_above_somaxconn_was_clamped_before_uwsgi(host):
 def test_single_worker_instances_are_not_recycled_by_request_count(host):
     ini = host.file("/etc/pyweb/demo/uwsgi.ini").content_string
     assert "\nmax-requests" not in ini
-    assert "\nreload-on-rss = " in ini and "\nharakiri = 25\n" in ini
+    assert "\nreload-on-rss = " in ini and "\nlog-slow = 2000\n" in ini
 
 
 @pytest.mark.parametrize("i", INSTANCES)

@@ -18,12 +18,25 @@ milliseconds), and only then goes on as Gunicorn does (the threads finish,
 up to graceful_timeout). What can still be lost is an idle keep-alive
 connection that nginx reuses the instant the worker closes it: the role
 turns keep-alive off behind nginx.
+
+It also ends a request that runs past Gunicorn's `timeout`. Gunicorn's own
+timeout is a heartbeat of the worker's main loop, which keeps beating while a
+thread is stuck: a request sleeping 8 s under `timeout = 5` was answered 200
+after 8 s. Python cannot stop a thread, so the worker retires instead, the
+way a reload retires it: it stops accepting, serves what it already
+accepted, lets its other threads finish their requests, then exits without
+waiting for the stuck one; the arbiter starts a new worker. nginx answered
+504 before (its read timeout is the app's timeout, a few seconds shorter),
+so the only request lost is the one that was over its time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import selectors
+import socket
+import threading
 import time
 from concurrent import futures
 from functools import partial
@@ -36,6 +49,44 @@ DRAIN_SECONDS = 2.0
 
 
 class ThreadWorker(gthread.ThreadWorker):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # connection -> when its request started (monotonic), for the requests being handled
+        self._running = {}
+        self._running_lock = threading.Lock()
+        self._over_limit = set()
+
+    def handle(self, conn):
+        with self._running_lock:
+            self._running[conn] = time.monotonic()
+        try:
+            return super().handle(conn)
+        finally:
+            with self._running_lock:
+                self._running.pop(conn, None)
+
+    def _check_request_limit(self):
+        """Retire (alive = False) when a request has run past the timeout."""
+        limit = float(self.cfg.timeout)
+        now = time.monotonic()
+        with self._running_lock:
+            over = [(conn, now - started) for conn, started in self._running.items() if now - started > limit]
+        for conn, seconds in over:
+            if conn in self._over_limit:
+                continue
+            self._over_limit.add(conn)
+            self.log.error(
+                "pyweb: request from %s over the %ds limit (%.1f s): ended, worker %s retires",
+                conn.client,
+                self.cfg.timeout,
+                seconds,
+                self.pid,
+            )
+            # nginx has answered 504 already; the thread's own writes fail from here on.
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            self.alive = False
+
     def run(self):
         # Gunicorn 23.0's ThreadWorker.run, with _drain() before the poller closes.
         for sock in self.sockets:
@@ -59,6 +110,7 @@ class ThreadWorker(gthread.ThreadWorker):
             if not self.is_parent_alive():
                 break
             self.murder_keepalived()
+            self._check_request_limit()
 
         self._drain()
 
@@ -66,7 +118,17 @@ class ThreadWorker(gthread.ThreadWorker):
         self.poller.close()
         for s in self.sockets:
             s.close()
-        futures.wait(self.futures, timeout=self.cfg.graceful_timeout)
+        others = [fut for fut in self.futures if getattr(fut, "conn", None) not in self._over_limit]
+        deadline = time.monotonic() + float(self.cfg.graceful_timeout)
+        while others and time.monotonic() < deadline:
+            # Still beating: the arbiter kills a silent worker after `timeout`.
+            self.notify()
+            others = list(futures.wait(others, timeout=min(1.0, max(0.0, deadline - time.monotonic()))).not_done)
+        if self._over_limit:
+            # The stuck thread would hold the interpreter's exit (the pool
+            # joins its threads) until the arbiter kills the worker.
+            self.log.info("pyweb: worker %s exits, leaving %d request(s) over the limit", self.pid, len(self._over_limit))
+            os._exit(0)
 
     def _waiting(self):
         """Connections accepted whose first request has not been read yet."""

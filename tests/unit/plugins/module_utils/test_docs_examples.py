@@ -54,7 +54,7 @@ def test_worked_example_table_matches_the_code(title):
             str(result["memory_budget_mb"]),
             str(result["expected_rss_mb"]),
             str(result["timeout"]),
-            str(result["upstream_read_timeout"]),
+            str(result["request_limit"]),
             str(result["backlog"]),
         ) == (workers, threads, worker_class, binding, budget, expected, timeout, read, backlog), profile
 

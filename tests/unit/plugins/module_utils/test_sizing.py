@@ -307,9 +307,18 @@ def test_overrides_win():
 def test_timeouts_and_recycling():
     result = size_workers(cap(), "uwsgi", "cpu")
     assert result["max_requests_jitter"] == 100 == result["max_requests"] // 10
-    assert result["harakiri"] == result["timeout"] == 60
-    assert result["upstream_read_timeout"] > result["harakiri"]
-    assert result["graceful_timeout"] == result["timeout"]
+    assert result["timeout"] == result["upstream_read_timeout"] == result["graceful_timeout"] == 60
+    # nginx answers 504 first; the worker is ended after it, so nginx never sees its close
+    assert result["harakiri"] == result["request_limit"] == 63
+    assert result["upstream_retry_window"] == 5
+
+
+@pytest.mark.parametrize(("timeout", "window"), [(1, 1), (2, 1), (5, 2), (9, 4), (10, 5), (300, 5)])
+def test_retry_window_ends_before_the_timeout(timeout, window):
+    result = size_workers(cap(), "gunicorn", "io", timeout=timeout)
+    assert result["upstream_retry_window"] == window
+    assert result["request_limit"] == timeout + 3
+    assert any(line.startswith("timeout %d s: nginx answers 504" % timeout) for line in result["explain"])
 
 
 def test_backlog_clamped_to_somaxconn():
@@ -466,7 +475,8 @@ def test_budgets_hold_unless_forced(cpus, memory, sp, rss, somaxconn, db, per_th
     result = size_workers(cap(cpus, memory, somaxconn=somaxconn), server, profile, **kwargs)
     assert result["workers"] >= 1 and result["threads"] >= 1
     assert result["backlog"] <= somaxconn
-    assert result["upstream_read_timeout"] > result["timeout"]
+    assert result["upstream_read_timeout"] == result["timeout"] < result["request_limit"]
+    assert result["upstream_retry_window"] < result["timeout"] or result["timeout"] == 1
     memory_ok = result["expected_rss_mb"] <= result["memory_budget_mb"]
     db_ok = db is None or result["workers"] * result["threads"] * per_thread * hosts <= db
     if result["workers"] > 1:
@@ -477,7 +487,7 @@ def test_budgets_hold_unless_forced(cpus, memory, sp, rss, somaxconn, db, per_th
     assert not (memory_ok and db_ok) or not result["warnings"]
     if server == "uwsgi":
         assert result["listen"] <= somaxconn
-        assert result["harakiri"] < result["upstream_read_timeout"]
+        assert result["harakiri"] > result["upstream_read_timeout"]
         assert result["cheaper"] < result["processes"] or result["cheaper"] == 0
         assert result["instances"] * result["processes"] == result["workers"]
 
