@@ -183,3 +183,27 @@ def assert_unit_exposure(host, unit, max_score):
     failing = [line.strip() for line in out.splitlines() if line.lstrip().startswith("✗")]
     assert score <= max_score, "%s scores %.1f > %.1f; open points:\n%s" % (unit, score, max_score, "\n".join(failing))
     return score
+
+
+def assert_slow_requests_end_in_time(host, step, *, post_losses_per_kill=0):
+    """../files/slow_report.py's record of `step`: each slow request answered 504 by
+    nginx at the app's timeout (not after it, not earlier), never retried onto another
+    worker (one timed-out line per request in nginx's error log, nothing else), ended
+    by the app server (at most one kill line per slow request), and the load beside
+    them answered: every GET, and every POST but `post_losses_per_kill` for each kill
+    (a uWSGI worker killed by harakiri takes its other threads' requests with it)."""
+    report = remote_json(host, "/root/slow-report.json")["steps"][step]["slow"]
+    timeout = report["timeout"]
+    for method in ("get", "post"):
+        answer = report["answers"][method]
+        assert answer["status"] == 504, report
+        assert timeout - 0.1 <= answer["seconds"] <= timeout + 1.5, report
+    assert report["nginx"]["timed_out"] == 2, report
+    assert report["nginx"]["other"] == [], report
+    assert 1 <= report["kills"] <= 2, report
+    load = report["load"]
+    for method in ("get", "post"):
+        assert load[method]["complete"] and load[method]["requests"] > 50, report
+    assert load["get"]["failed"] == 0, report
+    assert load["post"]["failed"] <= post_losses_per_kill * report["kills"], report
+    return report

@@ -465,7 +465,7 @@ def size_workers(
         decision,
         "timeout %d s: nginx answers 504 at %d s and does not retry it; the app server ends the request at %d s "
         "(one worker at most); a failed idempotent request is retried only in its first %d s"
-        % (timeout, upstream_read_timeout, request_limit, retry_window)
+        % (timeout, upstream_read_timeout, request_limit, retry_window),
     )
 
     result = {

@@ -8,6 +8,7 @@ import pytest
 from pyweb_verify import (
     assert_answered_throughout,
     assert_no_request_lost,
+    assert_slow_requests_end_in_time,
     assert_unit_exposure,
     gunicorn_recycles,
     http,
@@ -124,6 +125,21 @@ def test_reload_kept_the_master_and_replaced_the_workers(host):
 
 def test_reload_under_load_lost_no_request(host):
     assert_no_request_lost(host, "/root/wrk-reload.txt")
+
+
+def test_timeouts_hold_nginx_first_then_gunicorn(host):
+    # demo's timeout is 5 s: nginx answers 504 then, not retried; Gunicorn ends it 3 s later
+    conf = host.file("/etc/pyweb/demo/gunicorn.conf.py").content_string
+    assert "\ntimeout = 8\n" in conf and "\ngraceful_timeout = 5\n" in conf
+    site = host.file("/etc/nginx/sites-available/pyweb-demo.conf").content_string
+    for line in ("proxy_read_timeout 5s;", "proxy_next_upstream error;", "proxy_next_upstream_timeout 2s;"):
+        assert "\n        %s\n" % line in site, line
+
+
+def test_slow_requests_answered_504_and_ended_under_load(host):
+    # gthread: a worker with a request over the limit retires; its other requests finish
+    report = assert_slow_requests_end_in_time(host, "gunicorn")
+    assert all("over the 8s limit" in line for line in report["kill_lines"]), report
 
 
 def test_second_app_side_by_side_with_its_own_user_and_socket(host):

@@ -6,7 +6,14 @@ import hashlib
 import json
 
 import pytest
-from pyweb_verify import assert_no_request_lost, assert_unit_exposure, http, listen_backlog, uwsgi_stats
+from pyweb_verify import (
+    assert_no_request_lost,
+    assert_slow_requests_end_in_time,
+    assert_unit_exposure,
+    http,
+    listen_backlog,
+    uwsgi_stats,
+)
 
 SOCKET = "/run/pyweb/demo-uwsgi.sock"
 STATS = "/run/pyweb/demo/stats.sock"
@@ -163,3 +170,13 @@ def test_emperor_unit_exposure(host):
     # the zerg servers run as their app, like any app-server unit
     for app in ("demo", "shop"):
         assert_unit_exposure(host, "pyweb-%s.zerg.service" % app, 2.0)
+
+
+def test_slow_requests_answered_504_and_ended_under_load(host):
+    # demo's timeout is 5 s: nginx answers 504 then, harakiri (8 s) ends the request and
+    # kills a vassal's worker, with its other thread's request (threads = 2): a POST there
+    # is lost, a GET is retried by nginx (it had just started)
+    ini = host.file("/etc/pyweb/uwsgi/vassals/demo.ini").content_string
+    assert "\nharakiri = 8\n" in ini
+    report = assert_slow_requests_end_in_time(host, "uwsgi_emperor", post_losses_per_kill=1)
+    assert all("HARAKIRI ON WORKER" in line for line in report["kill_lines"]), report

@@ -7,7 +7,14 @@ import json
 import re
 
 import pytest
-from pyweb_verify import assert_no_request_lost, assert_unit_exposure, http, listen_backlog, uwsgi_stats
+from pyweb_verify import (
+    assert_no_request_lost,
+    assert_slow_requests_end_in_time,
+    assert_unit_exposure,
+    http,
+    listen_backlog,
+    uwsgi_stats,
+)
 
 SECRET = 's3cr$(HOME)@(/etc/hostname)%(x) "q" \\'
 # 2 CPUs, mixed profile: (2 x 2) + 1 = 5 instances of 1 worker x 2 threads
@@ -118,3 +125,13 @@ def test_single_worker_instances_are_not_recycled_by_request_count(host):
 @pytest.mark.parametrize("i", INSTANCES)
 def test_instance_unit_exposure_at_most_2(host, i):
     assert_unit_exposure(host, "pyweb-demo@%d.service" % i, 2.0)
+
+
+def test_slow_requests_answered_504_and_ended_under_load(host):
+    # demo's timeout is 5 s: nginx answers 504 then, harakiri (8 s) ends the request and
+    # kills an instance's worker, with its other thread's request (threads = 2): a POST there
+    # is lost, a GET is retried by nginx (it had just started)
+    ini = host.file("/etc/pyweb/demo/uwsgi.ini").content_string
+    assert "\nharakiri = 8\n" in ini
+    report = assert_slow_requests_end_in_time(host, "uwsgi_instances", post_losses_per_kill=1)
+    assert all("HARAKIRI ON WORKER" in line for line in report["kill_lines"]), report

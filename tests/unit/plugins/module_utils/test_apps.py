@@ -110,7 +110,7 @@ def test_tls_self_signed_and_given():
         ({"server_settings": ["threads", 2]}, r"\.server_settings: must be a dict"),
         ({"server_settings": {"keepalive": 4, "workers": 50}}, r"\.server_settings\.workers: set by the sizing engine"),
         ({"server": "uwsgi", "server_settings": {"processes": 9}}, r"\.server_settings\.processes: set by the sizing engine"),
-        ({"server": "uwsgi", "server_settings": {"harakiri": 5}}, r"\.server_settings\.harakiri: set by the sizing engine.*timeout"),
+        ({"server": "uwsgi", "server_settings": {"harakiri": 5}}, r"\.server_settings\.harakiri: set by the sizing.*timeout"),
         ({"health_path": "healthz"}, r"\.health_path: must be a path starting with '/'"),
         ({"static_dir": "static"}, r"\.static_dir: must be an absolute path, got 'static'"),
         ({"media_dir": "/srv/../etc"}, r"\.media_dir: must be an absolute path"),
