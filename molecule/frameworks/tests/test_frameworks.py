@@ -31,9 +31,13 @@ def manage(host, *args):
 def gunicorn_conf(host, name):
     conf = host.file("/etc/pyweb/%s/gunicorn.conf.py" % name).content_string
     values = {}
-    for key in ("workers", "threads", "worker_class"):
+    for key in ("workers", "threads"):
         match = re.search(r"^%s = (.+)$" % key, conf, re.MULTILINE)
         values[key] = json.loads(match.group(1))
+    # Gunicorn's own class by name, or pyweb's subclass imported from its tools
+    named = re.search(r"^worker_class = (.+)$", conf, re.MULTILINE)
+    imported = re.search(r"^from (\w+) import (\w+) as worker_class", conf, re.MULTILINE)
+    values["worker_class"] = json.loads(named.group(1)) if named else "%s.%s" % imported.groups()
     return values
 
 
@@ -194,7 +198,8 @@ def test_flask_wrote_the_posts_to_its_state_dir(host):
 
 
 def test_fastapi_answers_json_through_uvicorn_workers(host):
-    assert gunicorn_conf(host, "fastapiapp")["worker_class"] == "uvicorn_worker.UvicornWorker"
+    # Uvicorn's worker with pyweb's per-request limit (pyweb_asgi.py)
+    assert gunicorn_conf(host, "fastapiapp")["worker_class"] == "pyweb_asgi.UvicornWorker"
     status, headers, body = http(host, "http://127.0.0.1/", headers=["Host: fastapi.test"])
     assert status == 200 and headers["content-type"] == "application/json"
     answer = json.loads(body)
