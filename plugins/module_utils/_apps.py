@@ -13,6 +13,7 @@ from __future__ import annotations
 import posixpath
 import re
 
+from ansible_collections.pyweb.stack.plugins.module_utils._gunicorn_settings import setting_problem
 from ansible_collections.pyweb.stack.plugins.module_utils._servers import paths as runtime_paths
 from ansible_collections.pyweb.stack.plugins.module_utils._servers import runtime_of, service_name
 from ansible_collections.pyweb.stack.plugins.module_utils._sizing import APP_SIZING_KEYS, PROFILES, SERVERS, UWSGI_MODES
@@ -269,6 +270,11 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
             "set by the sizing engine, which checks it against the host's memory and database budgets; "
             "use the app's own key (workers, threads, timeout, backlog) instead",
         )
+    if server in ("gunicorn", "uvicorn"):
+        for key in sorted(server_settings):
+            problem = setting_problem(key, server_settings[key])
+            if problem:
+                _fail(name, "server_settings." + key, problem)
     keep = raw.get("keep_releases")
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 2):
         _fail(
