@@ -8,7 +8,7 @@ import re
 import shlex
 
 import pytest
-from pyweb_verify import assert_no_request_lost, http, remote_json
+from pyweb_verify import assert_no_request_lost, assert_slow_requests_end_in_time, http, remote_json
 from scenario import app, group_vars
 
 APPS = ("mysite", "flaskapp", "fastapiapp")
@@ -269,3 +269,10 @@ def test_reload_posts_are_counted(host):
     print("POSTs during the reload: %s" % post)
     assert post["requests"] > 100
     assert post["handled_by_app"] >= post["requests"] - post["non_2xx_3xx"]
+
+
+def test_slow_requests_to_fastapi_answered_504_and_ended_under_load(host):
+    # Uvicorn workers: the request is cancelled at 8 s (timeout 5 s + 3), its worker goes on
+    report = assert_slow_requests_end_in_time(host, "uvicorn")
+    assert all("over the 8s limit" in line and "the worker goes on" in line for line in report["kill_lines"]), report
+    assert "WORKER TIMEOUT" not in " ".join(report["kill_lines"])
