@@ -14,6 +14,7 @@ import posixpath
 import re
 
 from ansible_collections.pyweb.stack.plugins.module_utils._gunicorn_settings import setting_problem
+from ansible_collections.pyweb.stack.plugins.module_utils._nginx import NginxError, check_headers
 from ansible_collections.pyweb.stack.plugins.module_utils._servers import paths as runtime_paths
 from ansible_collections.pyweb.stack.plugins.module_utils._servers import runtime_of, service_name
 from ansible_collections.pyweb.stack.plugins.module_utils._sizing import APP_SIZING_KEYS, PROFILES, SERVERS, UWSGI_MODES
@@ -46,8 +47,9 @@ KNOWN_KEYS = {
     "name", "server", "interface", "module", "profile", "source", "domains", "static_url", "media_url",
     "static_dir", "media_dir", "client_max_body_size", "tls", "env", "django", "weight", "preload_app",
     "python_requirements", "health_path", "user", "default_server", "static_source", "server_settings",
-    "static_hashed", "state", "purge", "keep_releases",
+    "static_hashed", "state", "purge", "keep_releases", "headers",
 } | set(APP_SIZING_KEYS)  # fmt: skip
+TLS_KEYS = ("certificate", "enabled", "key", "self_signed")
 _SOURCE_TYPES = {"path": ("path",), "git": ("repo",), "pip": ("requirement",)}
 
 
@@ -99,6 +101,34 @@ def _django(app, raw):
             _fail(app, "django.%s" % key, "must be true or false, got %r" % (value,))
         result[key] = value
     return result
+
+
+def _tls(app, raw):
+    """The tls key checked: a dict of TLS_KEYS ({} when not given)."""
+    tls = raw or {}
+    if not isinstance(tls, dict):
+        _fail(app, "tls", "must be a dict (%s), got %r" % (", ".join(TLS_KEYS), tls))
+    for key in sorted(tls, key=str):
+        if key == "profile":
+            # nginx before 1.29.2 picks the protocol before it knows which
+            # site the client asked for (SNI), so a site's own ssl_protocols
+            # would be ignored: a "modern" app would still speak TLS 1.2.
+            _fail(
+                app,
+                "tls.profile",
+                "the TLS profile is the host's (nginx_tls_profile): nginx chooses the TLS version "
+                "before it knows which site the client asked for",
+            )
+        if key not in TLS_KEYS:
+            _fail(app, "tls.%s" % key, "unknown key (known: %s)" % ", ".join(TLS_KEYS))
+    for key in ("enabled", "self_signed"):
+        if key in tls and not isinstance(tls[key], bool):
+            _fail(app, "tls.%s" % key, "must be true or false, got %r" % (tls[key],))
+    for key in ("certificate", "key"):
+        value = tls.get(key)
+        if value is not None and (not isinstance(value, str) or not value.startswith("/") or "\n" in value):
+            _fail(app, "tls.%s" % key, "must be an absolute path on the host, got %r" % (value,))
+    return tls
 
 
 def _framework_url(app, key, setting, value):
@@ -233,12 +263,14 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
     if not _SIZE.match(body):
         _fail(name, "client_max_body_size", "must be a size like 10m, got %r" % (body,))
 
-    tls = raw.get("tls") or {}
-    if not isinstance(tls, dict):
-        _fail(name, "tls", "must be a dict, got %r" % (tls,))
+    tls = _tls(name, raw.get("tls"))
     tls_enabled = bool(tls.get("enabled", bool(tls)))
     if tls_enabled and not tls.get("self_signed") and not (tls.get("certificate") and tls.get("key")):
         _fail(name, "tls", "needs certificate and key (paths on the host), or self_signed: true")
+    try:
+        headers = check_headers(raw.get("headers"), "pyweb_apps[%s].headers" % name)
+    except NginxError as exc:
+        raise AppError(str(exc)) from None
 
     env = raw.get("env") or {}
     if not isinstance(env, dict):
@@ -325,6 +357,8 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
                 "certificate": tls.get("certificate") or ("/etc/ssl/pyweb/%s.crt" % name),
                 "key": tls.get("key") or ("/etc/ssl/pyweb/%s.key" % name),
             },
+            # over nginx_security_headers; None removes one
+            "headers": headers,
             "env": {str(k): str(v) for k, v in env.items()},
             "django": django,
             "python_requirements": requirements,
