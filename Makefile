@@ -25,7 +25,7 @@ export MOLECULE_NO_LOG := false
 export ANSIBLE_PIPELINING := True
 
 .PHONY: help venv collection-link docker images lint yamllint ansible-lint ruff \
-        sanity unit integration check-build molecule molecule-all test build demo demo-clean clean fresh-check
+        sanity unit integration check-build molecule molecule-all test build demo demo-clean loss clean fresh-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -101,6 +101,10 @@ demo: venv images ## Deploy the stack into a local sandbox container (SERVER=gun
 
 demo-clean: docker ## Remove the sandbox container
 	docker rm --force pyweb-sandbox >/dev/null 2>&1 || true
+
+# LOSS_ARGS="--configs all": every server and mode (redeploys the sandbox, ~15 min); --help lists the rest.
+loss: venv ## Lost GETs and POSTs per reload, restart, recycling, kill -9 in the sandbox (make demo first)
+	$(BIN)/python tools/loss-matrix.py $(LOSS_ARGS)
 
 fresh-check: docker images ## Prove the install steps on a bare Debian 12 container (no toolchain, several installers at once)
 	bash tools/fresh-check.sh
