@@ -215,6 +215,11 @@ class PacedLoad:
                 os.kill(pid, signal.SIGINT)
         deadline = time.time() + 30
         while time.time() < deadline and any(Path("/proc/%d" % pid).exists() for pid in jobs["pids"].values()):
+            # started by this process (one script that starts and stops): reap them,
+            # or they stay in /proc as zombies
+            for pid in jobs["pids"].values():
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
             time.sleep(0.2)
         seconds = round(time.time() - jobs["start"], 1)
         apps = {}
