@@ -198,8 +198,8 @@ def test_flask_wrote_the_posts_to_its_state_dir(host):
 
 
 def test_fastapi_answers_json_through_uvicorn_workers(host):
-    # Uvicorn's worker with pyweb's per-request limit (pyweb_asgi.py)
-    assert gunicorn_conf(host, "fastapiapp")["worker_class"] == "pyweb_asgi.UvicornWorker"
+    # Uvicorn's worker with pyweb's per-request limit and drain (pyweb_asgi.py, pyweb_uvicorn.py)
+    assert gunicorn_conf(host, "fastapiapp")["worker_class"] == "pyweb_uvicorn.UvicornWorker"
     status, headers, body = http(host, "http://127.0.0.1/", headers=["Host: fastapi.test"])
     assert status == 200 and headers["content-type"] == "application/json"
     answer = json.loads(body)

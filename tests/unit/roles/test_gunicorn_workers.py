@@ -60,7 +60,7 @@ CASES = {
     "sync": ('worker_class = "sync"', 1, WSGI_APP, 1, None),
     "gthread": ("from pyweb_gthread import ThreadWorker as worker_class", 2, WSGI_APP, 1, None),
     "gevent": ("from pyweb_gevent import GeventWorker as worker_class", 1, WSGI_APP, 0, None),
-    "uvicorn": ("from pyweb_asgi import UvicornWorker as worker_class", 1, ASGI_APP, 0, 504),
+    "uvicorn": ("from pyweb_uvicorn import UvicornWorker as worker_class", 1, ASGI_APP, 0, 504),
 }
 
 
