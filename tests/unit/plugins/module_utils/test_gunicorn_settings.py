@@ -12,7 +12,7 @@ from ansible_collections.pyweb.stack.plugins.module_utils._gunicorn_settings imp
 )
 
 gunicorn = pytest.importorskip("gunicorn")
-from gunicorn import config  # noqa: E402
+from gunicorn import config
 
 KIND_OF_VALIDATOR = {
     "validate_pos_int": "int",
@@ -26,7 +26,7 @@ SAMPLES = [0, 1, 30, -1, "30", " 8 ", "0o22", "many", "", None, True, False, "tr
 def test_the_table_is_gunicorns():
     assert gunicorn.__version__ == GUNICORN_VERSION
     real = {s.name: KIND_OF_VALIDATOR.get(s.validator.__name__, "other") for s in config.KNOWN_SETTINGS}
-    assert SETTING_KINDS == real
+    assert real == SETTING_KINDS
     assert set(OWNED) <= set(real)
 
 
@@ -62,7 +62,9 @@ def test_problems_are_named(name, value, message):
     assert setting_problem(name, value).startswith(message)
 
 
-@pytest.mark.parametrize(("name", "value"), [("keepalive", 4), ("limit_request_line", 8190), ("loglevel", "debug"), ("no_such", 1)])
+@pytest.mark.parametrize(
+    ("name", "value"), [("keepalive", 4), ("limit_request_line", 8190), ("loglevel", "debug"), ("no_such", 1)]
+)
 def test_good_and_unknown_values_pass(name, value):
     # an unknown name is the host's check's to refuse (the installed Gunicorn may know it)
     assert setting_problem(name, value) is None
