@@ -175,7 +175,9 @@ _value:
     worker_processes: {description: nginx worker processes (effective CPUs of the host)., type: int}
     worker_connections: {description: nginx connections per worker., type: int}
     worker_rlimit_nofile: {description: nginx open-files limit per worker., type: int}
-    upstream_read_timeout: {description: "nginx proxy/uwsgi read timeout, the app's timeout (s): nginx answers 504, before the app server ends the request.", type: int}
+    upstream_read_timeout:
+      description: "nginx proxy/uwsgi read timeout, the app's timeout (s): nginx answers 504, before the app server ends the request."
+      type: int
     upstream_retry_window: {description: "nginx retries a failed idempotent request only this many seconds into it (next_upstream_timeout).", type: int}
 """
 

@@ -135,10 +135,10 @@ def gunicorn(tmp_path):
     for proc in procs:
         proc.terminate()
         try:
-            out, _ = proc.communicate(timeout=15)
+            out = proc.communicate(timeout=15)[0]
         except subprocess.TimeoutExpired:
             proc.kill()
-            out, _ = proc.communicate()
+            out = proc.communicate()[0]
         print(out)
 
 
