@@ -20,7 +20,9 @@ description:
     C(default_server), C(static_url), C(media_url), C(static_dir), C(media_dir), C(static_source),
     C(static_hashed) (false), C(client_max_body_size), C(tls), C(env),
     C(django) (C(settings) required, C(collectstatic) true, C(migrate) false), C(python_requirements),
-    C(health_path), C(preload_app), C(user), C(server_settings), C(weight), C(keep_releases), C(state) (present;
+    C(health_path), C(preload_app), C(user), C(server_settings) (for Gunicorn, values of the wrong kind and the
+    settings the stack owns are refused), C(headers) (the site's security headers; null removes one),
+    C(weight), C(keep_releases), C(state) (present;
     C(absent) leaves the result: only the app's name is needed), C(purge) (with C(state=absent)) and the sizing keys of
     P(pyweb.stack.worker_sizing#filter) (C(allow_over_budget) among them)."
   - "Derived: C(user)/C(group) (pyweb-<name>), C(base_dir), C(releases_dir), C(venvs_dir), C(current)
