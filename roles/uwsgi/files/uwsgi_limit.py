@@ -56,20 +56,23 @@ def _watch():
         now = time.monotonic()
         with _lock:
             running = dict(_running)
+        over = {key: value for key, value in running.items() if now - value[0] > LIMIT and key not in (retiring or ())}
+        for started, method, path in over.values():
+            _log(
+                "request %s %s over the %gs limit (%.1f s): ended, worker %d retires"
+                % (method, path, LIMIT, now - started, os.getpid())
+            )
         if retiring is None:
-            over = {key: value for key, value in running.items() if now - value[0] > LIMIT}
             if not over:
                 continue
-            for started, method, path in over.values():
-                _log(
-                    "request %s %s over the %gs limit (%.1f s): ended, worker %d retires"
-                    % (method, path, LIMIT, now - started, os.getpid())
-                )
             retiring = set(over)
             deadline = now + GRACE
             # uWSGI's graceful worker stop: no new request, the others finish.
             os.kill(os.getpid(), signal.SIGHUP)
-        elif not (set(running) - retiring) or now > deadline:
+            continue
+        # one that went over the limit while the worker retires is not waited for either
+        retiring |= set(over)
+        if not (set(running) - retiring) or now > deadline:
             _log("worker %d exits, leaving %d request(s) over the limit" % (os.getpid(), len(retiring)))
             os._exit(0)
 

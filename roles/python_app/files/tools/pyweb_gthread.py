@@ -124,6 +124,9 @@ class ThreadWorker(gthread.ThreadWorker):
             # Still beating: the arbiter kills a silent worker after `timeout`.
             self.notify()
             others = list(futures.wait(others, timeout=min(1.0, max(0.0, deadline - time.monotonic()))).not_done)
+            # one that went over the limit meanwhile is not waited for either
+            self._check_request_limit()
+            others = [fut for fut in others if getattr(fut, "conn", None) not in self._over_limit]
         if self._over_limit:
             # The stuck thread would hold the interpreter's exit (the pool
             # joins its threads) until the arbiter kills the worker.
