@@ -207,3 +207,21 @@ def assert_slow_requests_end_in_time(host, step, *, post_losses_per_kill=0):
     assert load["get"]["failed"] == 0, report
     assert load["post"]["failed"] <= post_losses_per_kill * report["kills"], report
     return report
+
+
+def assert_uwsgi_slow_requests_end_with_their_worker(host, step, ini_path):
+    """The slow requests of `step` against a uWSGI app with threads (demo: timeout 5 s,
+    2 threads): nginx's 504 at 5 s, then at 8 s the worker retires gracefully through
+    uwsgi_limit.py (harakiri is a per-worker timer that the other thread's requests
+    clear), and the load beside it is answered, POSTs included."""
+    ini = host.file(ini_path).content_string
+    for line in (
+        "harakiri = 8",
+        "module = uwsgi_limit:application",
+        "env = PYWEB_WSGI_APP=pyweb_demo.app:application",
+        "env = PYWEB_REQUEST_LIMIT=8",
+    ):
+        assert "\n%s\n" % line in ini, line
+    report = assert_slow_requests_end_in_time(host, step)
+    assert all("over the 8s limit" in line and "retires" in line for line in report["kill_lines"]), report
+    return report

@@ -8,8 +8,8 @@ import json
 import pytest
 from pyweb_verify import (
     assert_no_request_lost,
-    assert_slow_requests_end_in_time,
     assert_unit_exposure,
+    assert_uwsgi_slow_requests_end_with_their_worker,
     http,
     listen_backlog,
     uwsgi_stats,
@@ -173,11 +173,4 @@ def test_emperor_unit_exposure(host):
 
 
 def test_slow_requests_answered_504_and_ended_under_load(host):
-    # demo's timeout is 5 s: nginx answers 504 then; at 8 s a vassal's worker retires (threads = 2:
-    # uwsgi_limit.py, harakiri being a per-worker timer that the other thread's requests clear)
-    ini = host.file("/etc/pyweb/uwsgi/vassals/demo.ini").content_string
-    for line in ("harakiri = 8", "module = uwsgi_limit:application", "env = PYWEB_WSGI_APP=pyweb_demo.app:application",
-                 "env = PYWEB_REQUEST_LIMIT=8"):  # fmt: skip
-        assert "\n%s\n" % line in ini, line
-    report = assert_slow_requests_end_in_time(host, "uwsgi_emperor")
-    assert all("over the 8s limit" in line and "retires" in line for line in report["kill_lines"]), report
+    assert_uwsgi_slow_requests_end_with_their_worker(host, "uwsgi_emperor", "/etc/pyweb/uwsgi/vassals/demo.ini")

@@ -9,35 +9,22 @@ the same pins, checked below). Loopback only, every loop bounded.
 
 from __future__ import annotations
 
-import http.client
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 import yaml
+from live_http import SLOW_WSGI_APP, free_port, slow_beside_posts, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[3]
 TOOLS = ROOT / "roles" / "python_app" / "files" / "tools"
 LIMIT = 2
 
-WSGI_APP = """
-import time
-
-def application(environ, start_response):
-    if environ["PATH_INFO"] == "/slow":
-        time.sleep(30)
-    else:
-        environ["wsgi.input"].read()
-        time.sleep(0.05)
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"ok"]
-"""
+WSGI_APP = SLOW_WSGI_APP
 
 ASGI_APP = """
 import asyncio
@@ -73,26 +60,6 @@ def test_pins_match_the_gunicorn_role():
     assert pins["uvicorn-worker"] == defaults["gunicorn_uvicorn_worker_version"]
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def request(port, method, path, timeout):
-    """(status or the error's name, seconds)."""
-    started = time.monotonic()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request(method, path, body=b"x=1" if method == "POST" else None, headers={"Connection": "close"})
-        status = conn.getresponse().status
-    except (OSError, http.client.HTTPException) as error:
-        status = type(error).__name__
-    finally:
-        conn.close()
-    return status, time.monotonic() - started
-
-
 @pytest.fixture
 def gunicorn(tmp_path):
     procs = []
@@ -125,10 +92,7 @@ def gunicorn(tmp_path):
             text=True,
         )
         procs.append(proc)
-        deadline = time.monotonic() + 20
-        while request(port, "GET", "/", 1)[0] != 200:
-            assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.2)
+        wait_until_serving(port, proc, lambda: "gunicorn")
         return proc, port
 
     yield start
@@ -151,17 +115,9 @@ def test_request_over_the_limit_is_ended_and_the_others_answered(gunicorn, case)
     worker_line, threads, app, replaced, slow_status = CASES[case]
     proc, port = gunicorn(worker_line, threads, app)
     before = workers(proc)
-    slow = {}
-    thread = threading.Thread(target=lambda: slow.update(answer=request(port, "GET", "/slow", 20)))
-    thread.start()
     # POSTs beside it, while it runs, is ended and its worker (if any) replaced
-    posts = []
-    deadline = time.monotonic() + LIMIT + 4
-    while time.monotonic() < deadline:
-        posts.append(request(port, "POST", "/", 10)[0])
-        time.sleep(0.05)
-    thread.join(20)
-    status, seconds = slow["answer"]
+    (status, seconds), posts = slow_beside_posts(port, LIMIT + 4)
+    slow = {"status": status, "seconds": seconds}
     # ended by the server: after the limit, well before the app's 30 s
     assert LIMIT - 0.1 <= seconds <= LIMIT + 2.5, slow
     if slow_status is not None:
