@@ -20,7 +20,7 @@ Actions, as the collection does them:
   restart       Gunicorn: systemctl restart; emperor: systemctl restart of the
                 emperor; instances: one instance after the other, as above
   restart-all   instances only: every instance restarted at once (what the
-                collection must not do), for comparison
+                collection does not do), for comparison (not by default)
   kill9         kill -9 of the Gunicorn master, the emperor, one instance's master
   kill9-vassal  emperor only: kill -9 of the app's vassal master
   recycle       the app redeployed (site.yml) with max_requests 100 through
@@ -28,6 +28,8 @@ Actions, as the collection does them:
   play-restart  instances only: site.yml with a change to the instance unit
                 (the app's timeout): the collection's own rolling restart,
                 with every instance's state sampled
+  play-socket   uWSGI: site.yml with a new listen queue (the app's backlog):
+                new sockets, as the collection replaces them (not by default)
 
 "In flight" (kill9 only): the failures nginx logged within a second of a kill,
 and beside them what the dying processes held at that instant (connections
@@ -233,28 +235,49 @@ class Actions:
         sh("systemctl", "restart", *("%s@%d.service" % (self.rt.service, i) for i in self.rt.instances))
         return ""
 
-    def _kill(self, pid, sockets):
+    def _kill(self, pid, sockets, back):
+        """kill -9 of `pid`: what it held on `sockets` then, and how many seconds
+        until `back()` says the app serves again (None: not within 30 s)."""
         held = held_connections(sockets)
+        killed = time.monotonic()
         os.kill(pid, 9)
-        return held
+        served = wait_until(back, 30)
+        return {"held": held, "back": round(time.monotonic() - killed, 1) if served else None}
+
+    def _vassal_serves(self, old_pid):
+        stats = uwsgi_stats(self.rt.stats_path())
+        return bool(stats) and stats.get("pid") != old_pid and bool(serving(stats))
 
     def kill9(self):
         if self.rt.server in ("gunicorn", "uvicorn"):
-            return self._kill(self._main_pid(self.rt.service + ".service"), self.rt.sockets)
+            unit = self.rt.service + ".service"
+            old = self._main_pid(unit)
+            # a new master that told systemd it is ready, and its socket accepted from
+            return self._kill(
+                old, self.rt.sockets, lambda: self._main_pid(unit) not in (0, old) and unit_prop(unit, "ActiveState") == "active"
+            )
         if self.rt.mode == "emperor":
-            return self._kill(self._main_pid("pyweb-uwsgi-emperor.service"), self.rt.sockets)
+            unit = "pyweb-uwsgi-emperor.service"
+            old = self._main_pid(unit)
+            vassal = (uwsgi_stats(self.rt.stats_path()) or {}).get("pid")
+            return self._kill(old, self.rt.sockets, lambda: self._main_pid(unit) not in (0, old) and self._vassal_serves(vassal))
         # one instance, a different one each time
         i = self.rt.instances[self.next_instance % len(self.rt.instances)]
         self.next_instance += 1
-        return self._kill(self._main_pid("%s@%d.service" % (self.rt.service, i)), [self.rt.sockets[i - 1]])
+        old = self._main_pid("%s@%d.service" % (self.rt.service, i))
+        return self._kill(
+            old,
+            [self.rt.sockets[i - 1]],
+            lambda: self._instance_back(i, None, 0.1) and self._main_pid("%s@%d.service" % (self.rt.service, i)) not in (0, old),
+        )
 
     def kill9_vassal(self):
         if self.rt.mode != "emperor":
             raise SystemExit("kill9-vassal: emperor mode only")
         stats = uwsgi_stats(self.rt.stats_path())
         if not stats:
-            return -1
-        return self._kill(int(stats["pid"]), self.rt.sockets)
+            return "no vassal to kill"
+        return self._kill(int(stats["pid"]), self.rt.sockets, lambda: self._vassal_serves(stats["pid"]))
 
 
 class Sampler(threading.Thread):
@@ -362,6 +385,7 @@ SCHEDULE = {
     "kill9-vassal": (4, 6),
     "recycle": None,
     "play-restart": None,
+    "play-socket": None,
 }
 
 
@@ -376,16 +400,7 @@ def inside(args):
         Path(WORK) / "work", URL, BODY, delay_ms=args.delay_ms, max_seconds=args.seconds + 60, summary=True, other_at_max=20
     )
     step = "%s-%d" % (args.action, int(time.time()))
-    # wrk started from a child that exits at once, as the scenarios start it
-    # from a command of their own: orphaned, it is reaped by the container's
-    # init when stop() ends it, instead of lingering as this process's zombie.
-    child = os.fork()
-    if child == 0:
-        try:
-            load.start(step, {rt.app: (None, args.connections)})
-        finally:
-            os._exit(0)
-    os.waitpid(child, 0)
+    load.start(step, {rt.app: (None, args.connections)})
     sampler.start()
     started = time.time()
     events, notes = [], []
@@ -394,7 +409,7 @@ def inside(args):
     done_file = Path(WORK) / "play.done"
     while True:
         elapsed = time.time() - started
-        if args.action == "play-restart":
+        if args.action.startswith("play-"):
             if done_file.exists() or elapsed > args.seconds:
                 break
         elif elapsed >= args.seconds:
@@ -402,12 +417,14 @@ def inside(args):
         if next_at is not None and elapsed >= next_at and elapsed < args.seconds - 3:
             at = time.time()
             result = getattr(actions, args.action.replace("-", "_"))()
-            events.append(
-                {"at": round(at, 2), "offset": round(at - started, 1), "held": result if isinstance(result, int) else None}
-            )
-            if isinstance(result, str) and result:
+            event = {"at": round(at, 2), "offset": round(at - started, 1), "held": None}
+            if isinstance(result, dict):
+                event.update(result)
+            elif result:
                 notes.append(result)
-            next_at += schedule[1]
+            events.append(event)
+            # the next one only once the app serves again (a kill), and a moment after
+            next_at = max(next_at + schedule[1], time.time() - started + 2)
         time.sleep(0.2)
     # the last requests of the action have their answers before the load stops
     time.sleep(2)
@@ -427,7 +444,10 @@ def inside(args):
         reasons=error_reasons("/var/log/nginx/pyweb-%s.error.log" % rt.app, started),
     )
     for method in ("get", "post"):
+        report = load.report_file(step, rt.app, method).read_text()
+        timeouts = re.search(r"timeout (\d+)", report)
         result[method] = {
+            "timeouts": int(timeouts.group(1)) if timeouts else 0,
             "requests": got[method]["requests"],
             "failed": got[method]["failed"],
             "nginx_failed": got[method]["nginx_failed"]["recycle"] + got[method]["nginx_failed"]["other"],
@@ -468,7 +488,7 @@ ACTIONS = {
     "gevent": ["reload", "restart", "kill9", "recycle"],
     "uvicorn": ["reload", "restart", "kill9", "recycle"],
     "emperor": ["reload", "restart", "kill9", "kill9-vassal", "recycle"],
-    "instances": ["reload", "restart", "restart-all", "play-restart", "kill9", "recycle"],
+    "instances": ["reload", "restart", "play-restart", "kill9", "recycle"],
 }
 RECYCLE = {"gunicorn": {"max_requests": 100, "max_requests_jitter": 20}, "uwsgi": {"max_requests": 100, "max_requests_delta": 10}}
 
@@ -522,7 +542,7 @@ def log(message):
     print("loss-matrix: " + message, file=sys.stderr, flush=True)
 
 
-def app_description(config, server_settings=None, timeout=None):
+def app_description(config, server_settings=None, timeout=None, backlog=None):
     app = dict(BASE_APP, **CONFIGS[config])
     if config == "uvicorn":
         source = CACHE / "asgi"
@@ -536,13 +556,15 @@ def app_description(config, server_settings=None, timeout=None):
         app["server_settings"] = server_settings
     if timeout:
         app["timeout"] = timeout
+    if backlog:
+        app["backlog"] = backlog
     return app
 
 
-def deploy(args, config, server_settings=None, timeout=None, tags=None):
+def deploy(args, config, server_settings=None, timeout=None, tags=None, backlog=None):
     """site.yml on the sandbox with the app as `config` describes it (only the
     layers `tags` names, when given); seconds taken."""
-    app = app_description(config, server_settings, timeout)
+    app = app_description(config, server_settings, timeout, backlog)
     extra = {
         "pyweb_demo_server": app["server"],
         "uwsgi_mode": app.get("uwsgi_mode", "emperor"),
@@ -576,7 +598,8 @@ def deploy(args, config, server_settings=None, timeout=None, tags=None):
 
 # --proposed: the Gunicorn changes this measurement proposes, put in place by
 # hand in the sandbox container (the gunicorn role does not write them yet):
-# KillMode=control-group, and for Uvicorn workers pyweb_uvicorn with keepalive 0.
+# KillMode=control-group, keepalive 0 for every worker class (gthread and
+# Uvicorn have it already), pyweb_uvicorn for Uvicorn workers (named already).
 PROPOSED_DROP_IN = "/etc/systemd/system/pyweb-%s.service.d/zz-loss-matrix-proposed.conf" % APP
 PROPOSED_CONF = (
     r"s/^from pyweb_asgi import UvicornWorker as worker_class/from pyweb_uvicorn import UvicornWorker as worker_class/;"
@@ -586,15 +609,14 @@ PROPOSED_CONF = (
 
 def apply_proposed(args, server):
     log(
-        "  proposed changes put in by hand: KillMode=control-group%s"
-        % (", pyweb_uvicorn, keepalive 0" if server == "uvicorn" else "")
+        "  proposed changes put in by hand: KillMode=control-group, keepalive 0%s"
+        % (", pyweb_uvicorn" if server == "uvicorn" else "")
     )
     script = "mkdir -p %s && printf '[Service]\\nKillMode=control-group\\n' > %s" % (
         os.path.dirname(PROPOSED_DROP_IN),
         PROPOSED_DROP_IN,
     )
-    if server == "uvicorn":
-        script += " && sed -i '%s' /etc/pyweb/%s/gunicorn.conf.py" % (PROPOSED_CONF, APP)
+    script += " && sed -i '%s' /etc/pyweb/%s/gunicorn.conf.py" % (PROPOSED_CONF, APP)
     script += " && systemctl daemon-reload && systemctl restart pyweb-%s.service && sleep 3" % APP
     done = docker(args, "sh", "-c", script)
     if done.returncode:
@@ -637,24 +659,29 @@ def run_action(args, action):
     return parse_result(done, action)
 
 
-def run_play_restart(args, config):
-    """The collection's own restart of instances: site.yml with a changed unit, under load."""
-    log("  play-restart (site.yml with a unit change, load until it ends)")
+def run_play(args, config, action):
+    """site.yml under load: play-restart with a changed unit (the collection's own
+    restart of instances), play-socket with a changed listen queue."""
+    log("  %s (site.yml with a %s change, load until it ends)" % (action, "unit" if action == "play-restart" else "socket"))
     docker(args, "rm", "-f", WORK + "/play.done")
     load = subprocess.Popen(
-        ["docker", "exec", args.container, *inside_argv(args, "play-restart", 240)],
+        ["docker", "exec", args.container, *inside_argv(args, action, 240)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     time.sleep(4)
     try:
-        # TimeoutStopSec= in the instance unit follows the app's timeout
-        took = deploy(args, config, timeout=args.play_timeout)
+        # TimeoutStopSec= in the instance unit follows the app's timeout; Backlog=
+        # and listen the app's backlog
+        if action == "play-restart":
+            took = deploy(args, config, timeout=args.play_timeout)
+        else:
+            took = deploy(args, config, backlog=args.play_backlog)
     finally:
         docker(args, "touch", WORK + "/play.done")
     out, err = load.communicate(timeout=300)
-    result = parse_result(subprocess.CompletedProcess(load.args, load.returncode, out, err), "play-restart")
+    result = parse_result(subprocess.CompletedProcess(load.args, load.returncode, out, err), action)
     result["notes"].append("site.yml took %s s" % took)
     return result
 
@@ -677,6 +704,8 @@ def matrix(args):
         for action in wanted:
             if action in ("restart-all", "play-restart") and runtime.get("mode") != "instances":
                 continue
+            if action == "play-socket" and runtime.get("server") != "uwsgi":
+                continue
             if action == "kill9-vassal" and runtime.get("mode") != "emperor":
                 continue
             if action == "recycle":
@@ -691,8 +720,11 @@ def matrix(args):
                     tags="gunicorn,uwsgi",
                 )
                 result = run_action(args, action)
-            elif action == "play-restart":
-                result = run_play_restart(args, config)
+            elif action.startswith("play-"):
+                if config == "current":
+                    log("  %s needs a config name (it redeploys the app): skipped" % action)
+                    continue
+                result = run_play(args, config, action)
             else:
                 result = run_action(args, action)
             result["config"] = config
@@ -727,9 +759,17 @@ def row(result):
     def held():
         return "/".join(str(e["held"]) for e in result["events"] if e.get("held") is not None)
 
+    def back():
+        return "/".join("%s" % e["back"] if e.get("back") is not None else "?" for e in result["events"])
+
     flight = ""
     if result["action"].startswith("kill9"):
-        flight = "GET %d, POST %d (held %s)" % (result["get"]["in_flight"], result["post"]["in_flight"], held() or "?")
+        flight = "GET %d, POST %d (held %s; serving again after %s s)" % (
+            result["get"]["in_flight"],
+            result["post"]["in_flight"],
+            held() or "?",
+            back() or "?",
+        )
     notes = (["with the proposed changes"] if result.get("proposed") else []) + list(result["notes"])
     if result.get("gunicorn_recycles"):
         notes.append("%d worker recycles" % result["gunicorn_recycles"])
@@ -744,7 +784,9 @@ def row(result):
                 "new masters: " + ", ".join("@%d +%.1f s" % (m["instance"], m["at"] - first) for m in sampled["new_masters"])
             )
     for method in ("get", "post"):
-        if result[method]["nginx_failed"] != result[method]["failed"]:
+        if result[method].get("timeouts"):
+            notes.append("%d %ss waited over 10 s (wrk gave up)" % (result[method]["timeouts"], method.upper()))
+        if result[method]["nginx_failed"] != result[method]["failed"] - result[method].get("timeouts", 0):
             notes.append("nginx logged %d failed %ss" % (result[method]["nginx_failed"], method.upper()))
     return [
         result["server"], result["mode"], result["worker_class"], result["action"], str(len(result["events"]) or "-"),
@@ -778,6 +820,7 @@ def main():
     parser.add_argument("--connections", type=int, default=8, help="wrk connections per method")
     parser.add_argument("--delay-ms", type=int, default=50, help="pause per connection between requests")
     parser.add_argument("--play-timeout", type=int, default=29, help="play-restart: the app timeout that changes the unit")
+    parser.add_argument("--play-backlog", type=int, default=1024, help="play-socket: the app backlog that changes the socket")
     parser.add_argument("--json", default=str(CACHE / "results.json"), help="results file")
     parser.add_argument(
         "--proposed",
@@ -787,7 +830,7 @@ def main():
     parser.add_argument("--no-restore", dest="restore", action="store_false", help="leave the last config deployed")
     args = parser.parse_args()
     if args.command == "inside":
-        if args.action != "play-restart" and not 5 <= args.seconds <= SECONDS_MAX:
+        if not args.action.startswith("play-") and not 5 <= args.seconds <= SECONDS_MAX:
             raise SystemExit("--seconds: 5 to %d" % SECONDS_MAX)
         inside(args)
         return
