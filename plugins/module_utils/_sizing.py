@@ -446,6 +446,11 @@ def size_workers(
     timeout = timeout or DEFAULTS["timeout"][profile]
     max_requests = DEFAULTS["max_requests"]
     jitter = max(1, int(round(max_requests * 0.1)))
+    if server in ("gunicorn", "uvicorn") and n == 1:
+        # The arbiter replaces a retiring worker only once it has exited, and
+        # it first finishes what it holds: the app answered nothing meanwhile
+        # (8 requests queued 5 s behind a slow one, a Uvicorn worker's recycle).
+        max_requests = jitter = 0
     backlog_wanted = backlog_wanted or DEFAULTS["backlog"]
     backlog_value = backlog_wanted
     if host["somaxconn"] is not None and backlog_value > host["somaxconn"]:
@@ -467,6 +472,12 @@ def size_workers(
         "(one worker at most); a failed idempotent request is retried only in its first %d s"
         % (timeout, upstream_read_timeout, request_limit, retry_window),
     )
+    if max_requests == 0:
+        explain.insert(
+            decision + 1,
+            "one worker: no recycling by request count (while a lone worker retires the app answers nothing); "
+            "server_settings.max_requests turns it on",
+        )
 
     result = {
         "server": server,

@@ -570,3 +570,17 @@ def test_plan_totals_stay_within_the_host(cpus, memory, weights, rss):
     assume(len(plan) > 1)
     alone = size_workers(cap(cpus, memory), "gunicorn", "mixed", worker_rss_mb=rss)
     assert all(p["workers"] <= alone["workers"] for p in plan.values())
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "uvicorn"])
+def test_a_lone_gunicorn_worker_is_not_recycled_by_request_count(server):
+    profile = "async" if server == "uvicorn" else "io"
+    lone = size_workers(cap(1.0, 4096), server, profile)
+    assert lone["workers"] == 1
+    assert (lone["max_requests"], lone["max_requests_jitter"]) == (0, 0)
+    assert any(line.startswith("one worker: no recycling") for line in lone["explain"])
+    assert lone["explain"][-1].startswith("result: ")
+    several = size_workers(cap(1.0, 4096), server, profile, workers=2)
+    assert several["max_requests"] == 1000
+    # uWSGI's vassal master forks a new worker at once: its lone worker keeps max-requests
+    assert size_workers(cap(1.0, 4096), "uwsgi", "io")["max_requests"] == 1000
