@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: pyweb.stack contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Lost requests per server, mode and action in the sandbox (issue 15).
