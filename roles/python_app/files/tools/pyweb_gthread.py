@@ -88,7 +88,8 @@ class ThreadWorker(gthread.ThreadWorker):
             self.alive = False
 
     def run(self):
-        # Gunicorn 23.0's ThreadWorker.run, with _drain() before the poller closes.
+        # Gunicorn 23.0's ThreadWorker.run, with _drain() before the poller closes,
+        # the request limit, and no new work while every thread has some.
         for sock in self.sockets:
             sock.setblocking(False)
             server = sock.getsockname()
@@ -97,7 +98,12 @@ class ThreadWorker(gthread.ThreadWorker):
 
         while self.alive:
             self.notify()
-            if self.nr_conns < self.worker_connections:
+            # Only while a thread is free for it: Gunicorn's own loop accepts up
+            # to worker_connections and queues them behind busy threads, so a
+            # request could wait inside a worker with a stuck thread (one POST
+            # of 990 got 504 behind two slow requests) while other workers were
+            # free. Not taken, it waits in the socket's queue for any free one.
+            if self.nr_conns < self.worker_connections and len(self.futures) < self.cfg.threads:
                 events = self.poller.select(1.0)
                 for key, _mask in events:
                     callback = key.data
