@@ -23,7 +23,8 @@ Actions, as the collection does them:
   kill9         kill -9 of the Gunicorn master, the emperor, one instance's master
   kill9-vassal  emperor only: kill -9 of the app's vassal master
   recycle       the app redeployed (site.yml) with max_requests 100 through
-                server_settings, then only the load
+                server_settings (uWSGI: and min-worker-lifetime 1, its
+                default of 10 s holds a worker that long), then only the load
   play-restart  instances only: site.yml with a change to the instance unit
                 (the app's timeout): the collection's own rolling restart,
                 with every instance's state sampled
@@ -489,7 +490,10 @@ ACTIONS = {
     "emperor": ["reload", "restart", "kill9", "kill9-vassal", "recycle"],
     "instances": ["reload", "restart", "play-restart", "kill9", "recycle"],
 }
-RECYCLE = {"gunicorn": {"max_requests": 100, "max_requests_jitter": 20}, "uwsgi": {"max_requests": 100, "max_requests_delta": 10}}
+RECYCLE = {
+    "gunicorn": {"max_requests": 100, "max_requests_jitter": 20},
+    "uwsgi": {"max_requests": 100, "max_requests_delta": 10, "min_worker_lifetime": 1},
+}
 
 # The ASGI app of the uvicorn config: the demo's /, /io and /healthz (the demo
 # itself is WSGI), the request body read to its end.
