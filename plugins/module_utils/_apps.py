@@ -17,13 +17,15 @@ from ansible_collections.pyweb.stack.plugins.module_utils._gunicorn_settings imp
 from ansible_collections.pyweb.stack.plugins.module_utils._nginx import NginxError, check_headers
 from ansible_collections.pyweb.stack.plugins.module_utils._servers import paths as runtime_paths
 from ansible_collections.pyweb.stack.plugins.module_utils._servers import runtime_of, service_name
-from ansible_collections.pyweb.stack.plugins.module_utils._sizing import APP_SIZING_KEYS, PROFILES, SERVERS, UWSGI_MODES
+from ansible_collections.pyweb.stack.plugins.module_utils._sizing import APP_SIZING_KEYS, PROFILES, UWSGI_MODES
 
-__all__ = ["DEPLOYABLE_SERVERS", "DJANGO_KEYS", "FRAMEWORK_KEYS", "AppError", "absent_apps", "app_layout"]
+__all__ = ["DEPLOYABLE_SERVERS", "DJANGO_KEYS", "FRAMEWORK_KEYS", "INTERFACES", "AppError", "absent_apps", "app_layout"]
 
-# The servers a role deploys. The sizing engine knows more (granian): an app
-# may only name one that something will actually install and run.
-DEPLOYABLE_SERVERS = ("gunicorn", "uvicorn", "uwsgi")
+# The servers a role deploys: an app may only name one that something will
+# actually install and run.
+DEPLOYABLE_SERVERS = ("gunicorn", "uvicorn", "uwsgi", "granian")
+# The calling conventions each server speaks (rsgi: Granian's own).
+INTERFACES = {"gunicorn": ("wsgi",), "uvicorn": ("asgi",), "uwsgi": ("wsgi",), "granian": ("wsgi", "asgi", "rsgi")}
 # A health check asks the app. Where the user named the path, it must answer
 # 2xx/3xx; the default "/" only has to prove the app is up (a stock Django
 # project answers 404 there), so anything below 500 counts.
@@ -61,7 +63,11 @@ _SIZED_SETTINGS = {
     # harakiri: the app's `timeout` decides it, with nginx's read timeout
     # (nginx answers 504 first, harakiri ends the request after it).
     "uwsgi": ("processes", "workers", "threads", "harakiri"),
-}
+    "granian": (
+        "workers", "blocking_threads", "runtime_threads", "backpressure", "backlog",
+        "workers_lifetime", "workers_max_rss",
+    ),
+}  # fmt: skip
 
 
 class AppError(ValueError):
@@ -210,27 +216,22 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
     if "purge" in raw and (state != "absent" or not isinstance(raw["purge"], bool)):
         _fail(name, "purge", "only with state: absent, and true or false (got %r)" % (raw["purge"],))
     server = raw.get("server", "gunicorn")
-    if server in SERVERS and server not in DEPLOYABLE_SERVERS:
-        _fail(
-            name,
-            "server",
-            "%s is sized but no role deploys it yet; use %s or %s"
-            % (server, ", ".join(DEPLOYABLE_SERVERS[:-1]), DEPLOYABLE_SERVERS[-1]),
-        )
     if server not in DEPLOYABLE_SERVERS:
         _fail(name, "server", "must be one of %s, got %r" % (", ".join(DEPLOYABLE_SERVERS), server))
     interface = raw.get("interface", "asgi" if server == "uvicorn" else "wsgi")
-    if interface not in ("wsgi", "asgi"):
-        _fail(name, "interface", "must be wsgi or asgi, got %r" % (interface,))
-    if server == "uwsgi" and interface == "asgi":
-        _fail(name, "interface", "uwsgi serves wsgi only; use uvicorn for asgi")
+    if interface not in ("wsgi", "asgi", "rsgi"):
+        _fail(name, "interface", "must be wsgi, asgi or rsgi, got %r" % (interface,))
+    if server == "uwsgi" and interface != "wsgi":
+        _fail(name, "interface", "uwsgi serves wsgi only; use uvicorn or granian for %s" % interface)
+    if server == "gunicorn" and interface == "asgi":
+        _fail(name, "interface", "gunicorn serves asgi through uvicorn workers: set server: uvicorn")
+    if interface not in INTERFACES[server]:
+        _fail(name, "interface", "%s serves %s, not %s" % (server, " and ".join(INTERFACES[server]), interface))
     if "uwsgi_mode" in raw and server != "uwsgi":
         _fail(name, "uwsgi_mode", "only applies to server uwsgi (this app's server is %s)" % server)
     mode = raw.get("uwsgi_mode", uwsgi_mode)
     if server == "uwsgi" and mode not in UWSGI_MODES:
         _fail(name, "uwsgi_mode", "must be one of %s, got %r" % (", ".join(UWSGI_MODES), mode))
-    if server == "gunicorn" and interface == "asgi":
-        _fail(name, "interface", "gunicorn serves asgi through uvicorn workers: set server: uvicorn")
     profile = raw.get("profile", "async" if interface == "asgi" else "mixed")
     if profile not in PROFILES:
         _fail(name, "profile", "must be one of %s, got %r" % (", ".join(PROFILES), profile))

@@ -3,8 +3,8 @@
 """The server registry: every way an app can run, declared once.
 
 Private to pyweb.stack. A *runtime* is one way of running an app: Gunicorn
-(``server: gunicorn`` or ``uvicorn``), a uWSGI vassal of the emperor, or N
-uWSGI instances. Each declares here what it leaves on a host: its systemd
+(``server: gunicorn`` or ``uvicorn``), a uWSGI vassal of the emperor, N
+uWSGI instances, or Granian. Each declares here what it leaves on a host: its systemd
 units, its sockets, its files and the title its processes carry. The layout
 (``_apps``) takes the paths the roles bind and proxy to from here, and
 retiring (an app that switched server or mode, or left ``pyweb_apps``) stops
@@ -85,6 +85,27 @@ RUNTIMES = {
         "processes": "^{service}@[0-9]+ uWSGI",
         "measure": {"pattern": "^{service}@[0-9]+ uWSGI"},
     },
+    "granian": {
+        "servers": ("granian",),
+        # Its own names: an app switching from Gunicorn or uWSGI starts here
+        # while the old server still serves its socket (make before break).
+        # The dot: no app's service name has one.
+        "service": "{service}.granian",
+        "socket": "{run_dir}/{name}-granian.sock",
+        # systemd holds the socket (Granian takes it over, see the granian
+        # role's pyweb_granian.py): it outlives restarts, which then queue
+        # connections instead of refusing them.
+        "units": ("{service}.granian.socket", "{service}.granian.service"),
+        "unit_files": ("{service}.granian.socket", "{service}.granian.service"),
+        "sockets": ("{run_dir}/{name}-granian.sock",),
+        "files": (
+            "{config_dir}/granian.env",
+            "{config_dir}/granian.env.good",
+            "{config_dir}/granian.env.candidate",
+        ),
+        "processes": None,
+        "measure": {"unit": "{service}.granian.service"},
+    },
 }
 # Files every uWSGI runtime of an app uses (kept while either runs).
 _UWSGI_SHARED = ("{config_dir}/uwsgi.ini.candidate", "{config_dir}/uwsgi.reload", "{config_dir}/uwsgi.chain-reload")
@@ -128,7 +149,8 @@ def paths(runtime, name, dirs):
     result = {
         "runtime": runtime,
         "socket": _fill(spec["socket"], values),
-        "service": values["service"] + ("@" if spec["unit_files"] and "@" in spec["unit_files"][0] else ""),
+        "service": _fill(spec.get("service", "{service}"), values)
+        + ("@" if spec["unit_files"] and "@" in spec["unit_files"][0] else ""),
         "measure": dict({"name": name}, **{k: _fill(v, values) for k, v in spec["measure"].items()}),
     }
     if spec["servers"] == ("uwsgi",):

@@ -13,7 +13,6 @@ from ansible_collections.pyweb.stack.plugins.module_utils._apps import (
     absent_apps,
     app_layout,
 )
-from ansible_collections.pyweb.stack.plugins.module_utils._sizing import SERVERS
 
 SOURCE = {"type": "path", "path": "/src/demo"}
 
@@ -92,7 +91,7 @@ def test_tls_self_signed_and_given():
     [
         ({"name": "Demo"}, r"pyweb_apps\[0\].name: 'Demo' is not a valid app name"),
         ({"colour": "red"}, r"pyweb_apps\[demo\].colour: unknown key"),
-        ({"server": "apache"}, r"pyweb_apps\[demo\].server: must be one of gunicorn, uvicorn, uwsgi, got 'apache'"),
+        ({"server": "apache"}, r"pyweb_apps\[demo\].server: must be one of gunicorn, uvicorn, uwsgi, granian, got 'apache'"),
         ({"server": "uwsgi", "interface": "asgi"}, "uwsgi serves wsgi only"),
         ({"interface": "asgi"}, "set server: uvicorn"),
         ({"profile": "web"}, r"\.profile: must be one of cpu, io, mixed, async"),
@@ -146,18 +145,6 @@ def test_empty_domains_are_refused_by_name():
     with pytest.raises(AppError) as info:
         app_layout([app(domains=[])])
     assert str(info.value) == ("pyweb_apps[demo].domains: must list at least one host name (or '_' for the default server)")
-
-
-def test_granian_is_sized_but_not_deployable():
-    assert "granian" in SERVERS and "granian" not in DEPLOYABLE_SERVERS
-    with pytest.raises(AppError) as info:
-        app_layout([app(server="granian")])
-    assert str(info.value) == (
-        "pyweb_apps[demo].server: granian is sized but no role deploys it yet; use gunicorn, uvicorn or uwsgi"
-    )
-    for server in DEPLOYABLE_SERVERS:
-        (result,) = app_layout([app(server=server)])
-        assert result["server"] == server
 
 
 def test_django_is_filled_in_or_empty():
@@ -334,3 +321,18 @@ def test_keep_releases_is_at_least_two():
     for bad in (1, 0, "5", True, 2.5):
         with pytest.raises(AppError, match=r"pyweb_apps\[demo\]\.keep_releases: must be a whole number of at least 2"):
             app_layout([app(keep_releases=bad)])
+
+
+def test_granian_serves_every_interface_and_others_only_theirs():
+    for interface in ("wsgi", "asgi", "rsgi"):
+        (result,) = app_layout([app(server="granian", interface=interface)])
+        assert result["interface"] == interface
+    (result,) = app_layout([app(server="granian")])
+    assert result["interface"] == "wsgi" and result["profile"] == "mixed"
+    with pytest.raises(AppError, match=r"pyweb_apps\[demo\].interface: uvicorn serves asgi, not rsgi"):
+        app_layout([app(server="uvicorn", interface="rsgi")])
+    with pytest.raises(AppError, match=r"pyweb_apps\[demo\].interface: uwsgi serves wsgi only; use uvicorn or granian for rsgi"):
+        app_layout([app(server="uwsgi", interface="rsgi")])
+    for server in DEPLOYABLE_SERVERS:
+        (result,) = app_layout([app(server=server)])
+        assert result["server"] == server

@@ -35,7 +35,16 @@ def test_runtime_of(server, mode, runtime):
 
 def test_an_unknown_server_has_no_runtime():
     with pytest.raises(KeyError):
-        runtime_of("granian")
+        runtime_of("hypercorn")
+
+
+def test_granian_has_units_of_its_own():
+    found = paths("granian", "my_shop", DIRS)
+    assert found["service"] == "pyweb-my-shop.granian" and found["socket"] == "/run/pyweb/my_shop-granian.sock"
+    assert runtime_of("granian") == "granian"
+    gone = retirement("my_shop", DIRS, keep="gunicorn")
+    assert gone["granian"]["units"] == ["pyweb-my-shop.granian.socket", "pyweb-my-shop.granian.service"]
+    assert "/etc/pyweb/my_shop/granian.env" in gone["granian"]["files"]
 
 
 def test_every_runtime_has_its_own_socket():
@@ -52,7 +61,7 @@ def test_instances_are_a_template():
 
 def test_retirement_keeps_what_the_kept_runtime_uses():
     gone = retirement("shop", DIRS, keep="uwsgi_instances")
-    assert set(gone) == {"gunicorn", "uwsgi_emperor"}
+    assert set(gone) == {"gunicorn", "uwsgi_emperor", "granian"}
     # both uWSGI modes use the candidate, reload files and tmpfiles entry
     assert "/etc/pyweb/shop/uwsgi.ini.candidate" not in gone["uwsgi_emperor"]["files"]
     assert gone["uwsgi_emperor"]["vassals"] == ["/etc/pyweb/uwsgi/vassals/shop.ini"]
