@@ -90,13 +90,16 @@ build: venv ## Build the collection tarball into .cache/build
 check-build: venv ## Build and check the tarball holds the content and no dev files
 	bash tools/check-build.sh
 
-# The sandbox's app server: gunicorn or uwsgi; uWSGI's shape: emperor or instances.
+# The sandbox's app server: gunicorn, uwsgi, granian or uvicorn; uWSGI's shape:
+# emperor or instances; Granian's interface: wsgi or asgi (uvicorn: asgi).
 SERVER ?= gunicorn
 UWSGI_MODE ?= emperor
+INTERFACE ?= $(if $(filter uvicorn,$(SERVER)),asgi,wsgi)
 
-demo: venv images ## Deploy the stack into a local sandbox container (SERVER=gunicorn|uwsgi UWSGI_MODE=emperor|instances)
+demo: venv images ## Deploy the stack into a local sandbox container (SERVER=gunicorn|uwsgi|granian|uvicorn UWSGI_MODE=emperor|instances INTERFACE=wsgi|asgi)
 	ansible-playbook tools/sandbox.yml
-	ansible-playbook -i inventories/sandbox playbooks/site.yml -e pyweb_demo_server=$(SERVER) -e uwsgi_mode=$(UWSGI_MODE)
+	ansible-playbook -i inventories/sandbox playbooks/site.yml -e pyweb_demo_server=$(SERVER) -e uwsgi_mode=$(UWSGI_MODE) \
+		-e pyweb_demo_interface=$(INTERFACE)
 	bash tools/demo-report.sh pyweb-sandbox
 
 demo-clean: docker ## Remove the sandbox container

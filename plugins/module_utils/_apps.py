@@ -13,6 +13,7 @@ from __future__ import annotations
 import posixpath
 import re
 
+from ansible_collections.pyweb.stack.plugins.module_utils._granian_settings import setting_problem as granian_problem
 from ansible_collections.pyweb.stack.plugins.module_utils._gunicorn_settings import setting_problem
 from ansible_collections.pyweb.stack.plugins.module_utils._nginx import NginxError, check_headers
 from ansible_collections.pyweb.stack.plugins.module_utils._servers import paths as runtime_paths
@@ -306,6 +307,11 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
     if server in ("gunicorn", "uvicorn"):
         for key in sorted(server_settings):
             problem = setting_problem(key, server_settings[key])
+            if problem:
+                _fail(name, "server_settings." + key, problem)
+    if server == "granian":
+        for key in sorted(server_settings):
+            problem = granian_problem(key, server_settings[key])
             if problem:
                 _fail(name, "server_settings." + key, problem)
     keep = raw.get("keep_releases")
