@@ -110,8 +110,22 @@ class Runtime:
             ).splitlines()
             if (m := re.match(r"%s@(\d+)\.service" % re.escape(self.service), line.split()[0]))
         )
-        if conf.exists() and unit_prop(self.service + ".service", "ActiveState") == "active":
+        granian = Path("/etc/pyweb/%s/granian.env" % app)
+        if granian.exists() and unit_prop(self.service + ".granian.service", "ActiveState") == "active":
+            options = dict(
+                line.split("=", 1) for line in granian.read_text().splitlines() if line.startswith("GRANIAN_") and "=" in line
+            )
+            self.server, self.mode = "granian", options.get("GRANIAN_INTERFACE", "?")
+            self.unit = self.service + ".granian.service"
+            self.worker_class = "%s workers x %s blocking threads, backpressure %s" % (
+                options.get("GRANIAN_WORKERS", "?"),
+                options.get("GRANIAN_BLOCKING_THREADS", "?"),
+                options.get("GRANIAN_BACKPRESSURE", "?"),
+            )
+            self.sockets = ["/run/pyweb/%s-granian.sock" % app]
+        elif conf.exists() and unit_prop(self.service + ".service", "ActiveState") == "active":
             self.server, self.mode = "gunicorn", "-"
+            self.unit = self.service + ".service"
             self.worker_class = self._worker_class(conf.read_text())
             if "uvicorn" in self.worker_class.lower():
                 self.server = "uvicorn"
@@ -126,7 +140,7 @@ class Runtime:
             self.worker_class = "%s processes x %s threads" % (self._ini(ini, "processes"), self._uwsgi_threads(ini))
             self.sockets = ["/run/pyweb/%s-uwsgi.sock" % app]
         else:
-            raise SystemExit("loss-matrix: no Gunicorn, emperor vassal or instance of %s is running" % app)
+            raise SystemExit("loss-matrix: no Gunicorn, Granian, emperor vassal or instance of %s is running" % app)
 
     @staticmethod
     def _worker_class(text):
@@ -210,8 +224,8 @@ class Actions:
         return ""
 
     def reload(self):
-        if self.rt.server in ("gunicorn", "uvicorn"):
-            sh("systemctl", "reload", self.rt.service + ".service")
+        if self.rt.server in ("gunicorn", "uvicorn", "granian"):
+            sh("systemctl", "reload", self.rt.unit)
             return ""
         if self.rt.mode == "emperor":
             before = serving(uwsgi_stats(self.rt.stats_path()))
@@ -221,8 +235,8 @@ class Actions:
         return self._each_instance("reload")
 
     def restart(self):
-        if self.rt.server in ("gunicorn", "uvicorn"):
-            sh("systemctl", "restart", self.rt.service + ".service")
+        if self.rt.server in ("gunicorn", "uvicorn", "granian"):
+            sh("systemctl", "restart", self.rt.unit)
             return ""
         if self.rt.mode == "emperor":
             sh("systemctl", "restart", "pyweb-uwsgi-emperor.service")
@@ -249,8 +263,8 @@ class Actions:
         return bool(stats) and stats.get("pid") != old_pid and bool(serving(stats))
 
     def kill9(self):
-        if self.rt.server in ("gunicorn", "uvicorn"):
-            unit = self.rt.service + ".service"
+        if self.rt.server in ("gunicorn", "uvicorn", "granian"):
+            unit = self.rt.unit
             old = self._main_pid(unit)
             # a new master that told systemd it is ready, and its socket accepted from
             return self._kill(
@@ -481,6 +495,8 @@ CONFIGS = {
     "uvicorn": {"server": "uvicorn", "interface": "asgi", "profile": "async", "module": "pyweb_asgi_demo:app"},
     "emperor": {"server": "uwsgi", "uwsgi_mode": "emperor"},
     "instances": {"server": "uwsgi", "uwsgi_mode": "instances"},
+    "granian": {"server": "granian"},
+    "granian-asgi": {"server": "granian", "interface": "asgi", "profile": "async", "module": "pyweb_asgi_demo:app"},
 }
 ACTIONS = {
     "gthread": ["reload", "restart", "kill9", "recycle"],
@@ -489,6 +505,10 @@ ACTIONS = {
     "uvicorn": ["reload", "restart", "kill9", "recycle"],
     "emperor": ["reload", "restart", "kill9", "kill9-vassal", "recycle"],
     "instances": ["reload", "restart", "play-restart", "kill9", "recycle"],
+    # Granian recycles by age (60 s at least) and memory, respawning workers
+    # the way a reload does.
+    "granian": ["reload", "restart", "kill9"],
+    "granian-asgi": ["reload", "restart", "kill9"],
 }
 RECYCLE = {
     "gunicorn": {"max_requests": 100, "max_requests_jitter": 20},
@@ -547,7 +567,7 @@ def log(message):
 
 def app_description(config, server_settings=None, timeout=None, backlog=None):
     app = dict(BASE_APP, **CONFIGS[config])
-    if config == "uvicorn":
+    if config in ("uvicorn", "granian-asgi"):
         source = CACHE / "asgi"
         (source / "pyweb_asgi_demo").mkdir(parents=True, exist_ok=True)
         (source / "pyweb_asgi_demo" / "__init__.py").write_text("")
