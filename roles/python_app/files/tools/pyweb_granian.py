@@ -74,7 +74,7 @@ def _check(target, extra):
     if unknown:
         _fail("%s: not a Granian option" % ", ".join(unknown))
     try:
-        cli.make_context("granian", extra + [target], auto_envvar_prefix="GRANIAN")
+        cli.make_context("granian", [*extra, target], auto_envvar_prefix="GRANIAN")
     except Exception as exc:  # click's usage errors name the option and the value
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         _fail("Granian refuses its options: %s" % message)

@@ -1,7 +1,10 @@
 # Copyright: pyweb.stack contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 import click
+import granian
 import pytest
+from granian.cli import cli
+
 from ansible_collections.pyweb.stack.plugins.module_utils._apps import AppError, app_layout
 from ansible_collections.pyweb.stack.plugins.module_utils._granian_settings import (
     CHOICES,
@@ -13,9 +16,6 @@ from ansible_collections.pyweb.stack.plugins.module_utils._granian_settings impo
     env_value,
     setting_problem,
 )
-
-granian = pytest.importorskip("granian")
-from granian.cli import cli  # noqa: E402
 
 PARAMS = {param.name: param for param in cli.params if param.name not in ("app", "version")}
 
