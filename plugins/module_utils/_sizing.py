@@ -14,6 +14,7 @@ import math
 __all__ = [
     "APP_SIZING_KEYS",
     "DEFAULTS",
+    "INTERFACES",
     "OVER_BUDGET_LIMIT",
     "PROFILES",
     "SERVERS",
@@ -29,6 +30,9 @@ PROFILES = ("cpu", "io", "mixed", "async")
 # uWSGI's two shapes: one master with N workers per app (a vassal of the
 # emperor), or N single-worker instances per app balanced by nginx.
 UWSGI_MODES = ("emperor", "instances")
+# The calling conventions each server speaks (rsgi: Granian's own); the first
+# is the default. app_layout checks the same per app.
+INTERFACES = {"gunicorn": ("wsgi",), "uwsgi": ("wsgi",), "granian": ("wsgi", "asgi", "rsgi"), "uvicorn": ("asgi",)}
 
 DEFAULTS = {
     # A Django/Flask worker after warm-up; measure yours (capacity_facts
@@ -55,6 +59,16 @@ DEFAULTS = {
     "retry_window": 5,
     "keepalive": 5,
     "worker_connections": 4096,
+    # Open requests one event-loop worker (Granian asgi/rsgi, Uvicorn, gevent)
+    # holds at once, unless nginx's share of the host allows fewer (Gunicorn's
+    # gevent default). Most of them wait (on I/O, a stream, a WebSocket): a
+    # worker past it stops accepting, and the socket's queue holds the rest.
+    "connections_per_worker": 1000,
+    # Granian recycles by age (it has no max_requests): a slow leak is bounded
+    # by a few hours, not by a count of requests.
+    "workers_lifetime": 6 * 3600,
+    # Granian's bounds for workers_kill_timeout.
+    "kill_timeout_range": (1, 1800),
 }
 
 
@@ -241,16 +255,34 @@ def size_workers(
     uwsgi_mode="emperor",
     allow_over_budget=False,
     app=None,
+    interface=None,
     _host=None,
 ):
     """Size one app server on one host. See docs/sizing.md for the rules."""
     server = _choice("server", server, SERVERS)
     profile = _choice("profile", profile, PROFILES)
+    if interface is None:
+        interface = INTERFACES[server][0]
+    if interface not in ("wsgi", "asgi", "rsgi"):
+        raise SizingError("interface must be one of wsgi, asgi, rsgi, got %r" % (interface,))
+    if interface not in INTERFACES[server]:
+        raise SizingError("interface %s: %s serves %s only" % (interface, server, " and ".join(INTERFACES[server])))
     if server == "uwsgi" and profile == "async":
         raise SizingError(
             "profile 'async' needs an event-loop server: use server granian or uvicorn "
             "(or gunicorn, which runs gevent workers); uwsgi serves WSGI with processes and threads"
         )
+    if server == "granian" and interface == "wsgi" and profile == "async":
+        raise SizingError(
+            "profile 'async' with granian's wsgi interface: Granian runs a WSGI app in blocking threads, one request "
+            "per thread, so an event-loop profile would queue its requests behind one thread; use interface asgi or "
+            "rsgi for an async app, or profile io (threads) for a WSGI one"
+        )
+    # One event loop per worker serves many requests at once: their number is
+    # bounded per worker, inside what nginx can hold.
+    event_loop = (
+        server == "uvicorn" or (server == "granian" and interface != "wsgi") or (server == "gunicorn" and profile == "async")
+    )
     uwsgi_mode = _choice("uwsgi_mode", uwsgi_mode, UWSGI_MODES)
     instances = server == "uwsgi" and uwsgi_mode == "instances"
     host = _host or normalise_capacity(capacity)
@@ -266,6 +298,12 @@ def size_workers(
     min_w = _optional_number("min_workers", min_workers, minimum=1, integer=True)
     max_w = _optional_number("max_workers", max_workers, minimum=1, integer=True)
     threads_override = _optional_number("threads", threads, minimum=1, integer=True)
+    if server == "granian" and interface != "wsgi" and threads_override is not None and threads_override > 1:
+        raise SizingError(
+            "threads = %d with granian's %s interface: Granian runs an %s app on one event loop per worker and refuses "
+            "blocking threads > 1 for asgi and rsgi; leave threads unset (or 1), and raise workers for more cores"
+            % (threads_override, interface, interface)
+        )
     workers_override = _optional_number("workers", workers, minimum=1, integer=True)
     timeout = _optional_number("timeout", timeout, minimum=1, integer=True)
     backlog_wanted = _optional_number("backlog", backlog, minimum=1, integer=True)
@@ -304,6 +342,12 @@ def size_workers(
         explain.append("async profile: one event-loop process per CPU (%d)" % cpu_n)
     if server == "uvicorn" and cpu_t != 1:
         explain.append("uvicorn workers run one event loop and no thread pool: threads = 1")
+        cpu_t = 1
+    if server == "granian" and interface != "wsgi":
+        explain.append(
+            "granian %s runs one event loop per worker: threads = 1 (Granian refuses blocking threads > 1 for asgi and rsgi)"
+            % interface
+        )
         cpu_t = 1
 
     # --- memory
@@ -466,22 +510,108 @@ def size_workers(
     retry_window = max(1, min(DEFAULTS["retry_window"], timeout // 2))
     # Before the decision, which stays the last line (warnings apart).
     decision = next(i for i, line in enumerate(explain) if line.startswith("result: "))
-    explain.insert(
-        decision,
-        "timeout %d s: nginx answers 504 at %d s and does not retry it; the app server ends the request at %d s "
-        "(one worker at most); a failed idempotent request is retried only in its first %d s"
-        % (timeout, upstream_read_timeout, request_limit, retry_window),
-    )
-    if max_requests == 0:
-        explain.insert(
-            decision + 1,
-            "one worker: no recycling by request count (while a lone worker retires the app answers nothing); "
-            "server_settings.max_requests turns it on",
+    before = []
+    if server == "granian":
+        # Granian has no per-request limit: a stuck request ends with its worker.
+        kill_low, kill_high = DEFAULTS["kill_timeout_range"]
+        kill_timeout = max(kill_low, min(kill_high, request_limit))
+        before.append(
+            "timeout %d s: nginx answers 504 at %d s and does not retry it; Granian has no per-request limit, so a request "
+            "still running runs on until its worker stops (killed %d s after a reload or recycling tells it to); "
+            "a failed idempotent request is retried only in its first %d s"
+            % (timeout, upstream_read_timeout, kill_timeout, retry_window)
         )
+    else:
+        before.append(
+            "timeout %d s: nginx answers 504 at %d s and does not retry it; the app server ends the request at %d s "
+            "(one worker at most); a failed idempotent request is retried only in its first %d s"
+            % (timeout, upstream_read_timeout, request_limit, retry_window)
+        )
+    if max_requests == 0:
+        before.append(
+            "one worker: no recycling by request count (while a lone worker retires the app answers nothing); "
+            "server_settings.max_requests turns it on"
+        )
+
+    # --- nginx in front: the whole host, not this app's share
+    nginx_workers = max(1, int(math.ceil(host["cpus"] - 1e-9)))
+    connections = DEFAULTS["worker_connections"]
+    # Each proxied request holds two descriptors (client and upstream).
+    rlimit = connections * 2
+    if host["nr_open"] is not None and rlimit > host["nr_open"]:
+        rlimit = host["nr_open"]
+        connections = max(512, rlimit // 2)
+        before.append("nginx worker_connections lowered to %d by fs.nr_open = %d" % (connections, host["nr_open"]))
+
+    # --- event-loop workers: open requests per worker, inside nginx's share
+    per_loop = None
+    if event_loop:
+        # nginx holds two connections per proxied request (client, upstream):
+        # at most workers x connections / 2 such requests on the host at once,
+        # WebSockets and streams included; this app gets its share of them.
+        proxied = nginx_workers * connections // 2
+        app_proxied = int(math.floor(proxied * share + 1e-9))
+        per_loop = max(1, min(DEFAULTS["connections_per_worker"], app_proxied // n))
+        if server == "granian":
+            label, knob = "granian %s" % interface, "Granian's backpressure: the rest wait in the socket's queue"
+        elif server == "gunicorn":
+            label, knob = "gunicorn gevent", "Gunicorn's worker_connections: the rest wait in the socket's queue"
+        else:
+            label, knob = "uvicorn", "not enforced by the worker: uvicorn-worker 0.4.0 passes no limit_concurrency to Uvicorn"
+        room = "%snginx's %d worker(s) x %d connections / 2 = %d" % (
+            "this app's %.0f%% (%d) of " % (share * 100, app_proxied) if share < 1 else "",
+            nginx_workers,
+            connections,
+            proxied,
+        )
+        if n * per_loop > app_proxied:
+            before.append(
+                "%s: %d open request(s) per worker (%s); %d x %d = %d is above %s: raise fs.nr_open or lower the workers"
+                % (label, per_loop, knob, n, per_loop, n * per_loop, room)
+            )
+        elif per_loop < DEFAULTS["connections_per_worker"]:
+            before.append(
+                "%s: at most %d open requests per worker (%s), below %d so that %d x %d = %d fits %s"
+                % (label, per_loop, knob, DEFAULTS["connections_per_worker"], n, per_loop, n * per_loop, room)
+            )
+        else:
+            before.append(
+                "%s: at most %d open requests per worker (%s); %d x %d = %d fits %s"
+                % (label, per_loop, knob, n, per_loop, n * per_loop, room)
+            )
+
+    # --- Granian's own numbers
+    if server == "granian":
+        blocking = t
+        backpressure = per_loop if per_loop is not None else blocking
+        workers_max_rss = int(math.ceil(per_worker(t) * 2))
+        if per_loop is None:
+            before.append(
+                "granian wsgi: backpressure = blocking_threads = %d: a worker takes only the requests it has threads for; "
+                "the rest wait in the socket's shared accept queue, where any free worker takes them, not inside one busy "
+                "worker" % blocking
+            )
+        before.append(
+            "granian: runtime_threads = 1: the Rust threads only move bytes (Python runs in the %s), one per worker keeps "
+            "up behind nginx, and Granian warns above the CPU count"
+            % ("blocking threads" if interface == "wsgi" else "event loop")
+        )
+        before.append(
+            "granian: a worker is replaced (the new one first) after workers_lifetime = %d s (%g h: Granian has no "
+            "max_requests, so age bounds a slow leak) or above workers_max_rss = %d MiB (2 x %g MiB per worker), "
+            "sampled every 30 s"
+            % (DEFAULTS["workers_lifetime"], DEFAULTS["workers_lifetime"] / 3600.0, workers_max_rss, round(per_worker(t), 1))
+        )
+        before.append(
+            "granian: a worker still running workers_kill_timeout = %d s after it was told to stop (timeout %d s + %d s) "
+            "is killed, and its stuck requests end with it" % (kill_timeout, timeout, DEFAULTS["kill_margin"])
+        )
+    explain[decision:decision] = before
 
     result = {
         "server": server,
         "profile": profile,
+        "interface": interface,
         "cpus": round(cpus, 3),
         "workers": n,
         "threads": t,
@@ -529,20 +659,19 @@ def size_workers(
                 "listen": backlog_value,
             }
         )
+    if per_loop is not None:
+        result.update({"connections_per_worker": per_loop, "open_requests": n * per_loop})
     if server == "granian":
-        blocking = t if profile != "async" else 1
-        backpressure = blocking if profile != "async" else max(64, backlog_value // n)
-        result.update({"blocking_threads": blocking, "backpressure": backpressure})
-
-    # --- nginx in front: the whole host, not this app's share
-    nginx_workers = max(1, int(math.ceil(host["cpus"] - 1e-9)))
-    connections = DEFAULTS["worker_connections"]
-    # Each proxied request holds two descriptors (client and upstream).
-    rlimit = connections * 2
-    if host["nr_open"] is not None and rlimit > host["nr_open"]:
-        rlimit = host["nr_open"]
-        connections = max(512, rlimit // 2)
-        explain.append("nginx worker_connections lowered to %d by fs.nr_open = %d" % (connections, host["nr_open"]))
+        result.update(
+            {
+                "blocking_threads": blocking,
+                "runtime_threads": 1,
+                "backpressure": backpressure,
+                "workers_lifetime": DEFAULTS["workers_lifetime"],
+                "workers_max_rss": workers_max_rss,
+                "workers_kill_timeout": kill_timeout,
+            }
+        )
     result.update(
         {
             "worker_processes": nginx_workers,
@@ -570,6 +699,7 @@ APP_SIZING_KEYS = (
     "backlog",
     "uwsgi_mode",
     "allow_over_budget",
+    "interface",
 )
 
 

@@ -9,6 +9,9 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.pyweb.stack.plugins.module_utils._sizing import (
+    APP_SIZING_KEYS,
+    DEFAULTS,
+    INTERFACES,
     PROFILES,
     SERVERS,
     UWSGI_MODES,
@@ -357,8 +360,189 @@ def test_uwsgi_instances_are_single_worker_and_pay_a_master_each():
 def test_granian_keys():
     wsgi = size_workers(cap(2.0, 65536), "granian", "io")
     assert (wsgi["workers"], wsgi["blocking_threads"], wsgi["backpressure"]) == (2, 8, 8)
-    asgi = size_workers(cap(2.0, 65536), "granian", "async")
-    assert (asgi["blocking_threads"], asgi["backpressure"]) == (1, 1024)
+    asgi = size_workers(cap(2.0, 65536), "granian", "async", interface="asgi")
+    assert (asgi["blocking_threads"], asgi["backpressure"]) == (1, 1000)
+
+
+# --- interfaces, Granian and event loops
+
+CONTAINER = {"cpus": 2.0, "memory_mb": 4096, "cpus_host": 64}
+
+
+@pytest.mark.parametrize("server, interface", [("gunicorn", "wsgi"), ("uwsgi", "wsgi"), ("granian", "wsgi"), ("uvicorn", "asgi")])
+def test_interface_defaults_by_server(server, interface):
+    assert size_workers(cap(), server, "io")["interface"] == interface
+
+
+@pytest.mark.parametrize(
+    "server, interface, message",
+    [
+        ("granian", "grpc", "interface must be one of wsgi, asgi, rsgi, got 'grpc'"),
+        ("granian", "", "interface must be one of wsgi, asgi, rsgi, got ''"),
+        ("gunicorn", "asgi", "interface asgi: gunicorn serves wsgi only"),
+        ("uwsgi", "rsgi", "interface rsgi: uwsgi serves wsgi only"),
+        ("uvicorn", "wsgi", "interface wsgi: uvicorn serves asgi only"),
+    ],
+)
+def test_bad_interface_names_itself(server, interface, message):
+    with pytest.raises(SizingError, match=message):
+        size_workers(cap(), server, "io", interface=interface)
+
+
+def test_granian_wsgi_refuses_the_async_profile():
+    with pytest.raises(SizingError, match=r"profile 'async' with granian's wsgi interface: .* use interface asgi or rsgi"):
+        size_workers(cap(), "granian", "async")
+
+
+@pytest.mark.parametrize("interface", ["asgi", "rsgi"])
+def test_granian_event_loop_refuses_threads(interface):
+    with pytest.raises(
+        SizingError,
+        match="threads = 4 with granian's %s interface: .* refuses blocking threads > 1 for asgi and rsgi" % interface,
+    ):
+        size_workers(cap(), "granian", "async", interface=interface, threads=4)
+    assert size_workers(cap(), "granian", "async", interface=interface, threads=1)["blocking_threads"] == 1
+
+
+@pytest.mark.parametrize("interface", ["asgi", "rsgi"])
+def test_granian_event_loop_has_one_thread_whatever_the_profile(interface):
+    result = size_workers(cap(**CONTAINER), "granian", "mixed", interface=interface)
+    assert (result["workers"], result["threads"], result["blocking_threads"]) == (5, 1, 1)
+    assert (
+        "granian %s runs one event loop per worker: threads = 1 (Granian refuses blocking threads > 1 for asgi and rsgi)"
+        % interface
+    ) in result["explain"]
+    assert result["backpressure"] == result["connections_per_worker"] == 819  # 4096 proxied requests / 5 workers
+
+
+def test_granian_wsgi_numbers_and_why():
+    result = size_workers(cap(**CONTAINER), "granian", "mixed")
+    assert (result["workers"], result["threads"], result["concurrency"]) == (5, 2, 10)
+    assert (result["blocking_threads"], result["runtime_threads"], result["backpressure"]) == (2, 1, 2)
+    assert (result["workers_lifetime"], result["workers_max_rss"], result["workers_kill_timeout"]) == (21600, 210, 33)
+    assert "connections_per_worker" not in result
+    explain = result["explain"]
+    assert (
+        "granian wsgi: backpressure = blocking_threads = 2: a worker takes only the requests it has threads for; "
+        "the rest wait in the socket's shared accept queue, where any free worker takes them, not inside one busy worker"
+    ) in explain
+    assert (
+        "granian: runtime_threads = 1: the Rust threads only move bytes (Python runs in the blocking threads), one per "
+        "worker keeps up behind nginx, and Granian warns above the CPU count"
+    ) in explain
+    assert (
+        "granian: a worker is replaced (the new one first) after workers_lifetime = 21600 s (6 h: Granian has no "
+        "max_requests, so age bounds a slow leak) or above workers_max_rss = 210 MiB (2 x 105 MiB per worker), "
+        "sampled every 30 s"
+    ) in explain
+    assert (
+        "granian: a worker still running workers_kill_timeout = 33 s after it was told to stop (timeout 30 s + 3 s) "
+        "is killed, and its stuck requests end with it"
+    ) in explain
+    timeout_line = next(line for line in explain if line.startswith("timeout "))
+    assert "Granian has no per-request limit" in timeout_line and "killed 33 s after" in timeout_line
+    assert explain[-1] == "result: 5 process(es) x 2 thread(s), decided by cpu"
+
+
+def test_granian_max_rss_follows_the_worker():
+    assert size_workers(cap(), "granian", "io", worker_rss_mb=250)["workers_max_rss"] == 675  # 2 x 250 x 1.35
+    assert size_workers(cap(), "granian", "async", interface="asgi", worker_rss_mb=80.2)["workers_max_rss"] == 161
+
+
+@pytest.mark.parametrize("timeout, kill", [(1, 4), (30, 33), (1797, 1800), (5000, 1800)])
+def test_granian_kill_timeout_is_the_request_limit_within_granians_range(timeout, kill):
+    result = size_workers(cap(), "granian", "io", timeout=timeout)
+    assert result["workers_kill_timeout"] == kill
+    assert result["request_limit"] == timeout + 3
+
+
+def test_granian_asgi_open_requests_fit_nginx():
+    result = size_workers(cap(**CONTAINER), "granian", "async", interface="asgi")
+    assert (result["workers"], result["threads"], result["concurrency"]) == (2, 1, 2)
+    assert (result["connections_per_worker"], result["open_requests"], result["backpressure"]) == (1000, 2000, 1000)
+    assert (
+        "granian asgi: at most 1000 open requests per worker (Granian's backpressure: the rest wait in the socket's "
+        "queue); 2 x 1000 = 2000 fits nginx's 2 worker(s) x 4096 connections / 2 = 4096"
+    ) in result["explain"]
+    assert result["explain"][-1] == "result: 2 process(es) x 1 thread(s), decided by cpu"
+
+
+@pytest.mark.parametrize(
+    "server, profile, knob",
+    [
+        ("uvicorn", "async", "not enforced by the worker: uvicorn-worker 0.4.0 passes no limit_concurrency to Uvicorn"),
+        ("gunicorn", "async", "Gunicorn's worker_connections: the rest wait in the socket's queue"),
+    ],
+)
+def test_uvicorn_and_gevent_get_a_connection_limit(server, profile, knob):
+    result = size_workers(cap(**CONTAINER), server, profile)
+    assert (result["connections_per_worker"], result["open_requests"]) == (1000, 2000)
+    label = "uvicorn" if server == "uvicorn" else "gunicorn gevent"
+    assert (
+        "%s: at most 1000 open requests per worker (%s); 2 x 1000 = 2000 fits nginx's 2 worker(s) x 4096 connections / 2 = 4096"
+        % (label, knob)
+    ) in result["explain"]
+
+
+@pytest.mark.parametrize("server, profile", [("gunicorn", "cpu"), ("gunicorn", "io"), ("uwsgi", "mixed"), ("granian", "io")])
+def test_threaded_servers_have_no_connection_limit(server, profile):
+    result = size_workers(cap(), server, profile)
+    assert "connections_per_worker" not in result and "open_requests" not in result
+    assert not any("open request" in line for line in result["explain"])
+
+
+def test_nginx_capacity_cuts_the_connection_limit():
+    # fs.nr_open 4096: 2048 connections per nginx worker, 2 x 2048 / 2 = 2048 proxied requests
+    result = size_workers(cap(2.0, 65536, nr_open=4096), "granian", "async", interface="rsgi", workers=4)
+    assert (result["connections_per_worker"], result["open_requests"], result["backpressure"]) == (512, 2048, 512)
+    explain = result["explain"]
+    assert (
+        "granian rsgi: at most 512 open requests per worker (Granian's backpressure: the rest wait in the socket's "
+        "queue), below 1000 so that 4 x 512 = 2048 fits nginx's 2 worker(s) x 2048 connections / 2 = 2048"
+    ) in explain
+    # nginx's numbers come first: the limit is made of them
+    lowered = explain.index("nginx worker_connections lowered to 2048 by fs.nr_open = 4096")
+    assert lowered < next(i for i, line in enumerate(explain) if "open requests per worker" in line)
+    assert explain[-1].startswith("result: ")
+
+
+def test_connection_limit_takes_the_apps_share_of_nginx():
+    # fs.nr_open 1024: 512 connections, 1 nginx worker: 256 proxied requests; half of them for this app
+    result = size_workers(cap(1.0, 65536, nr_open=1024), "uvicorn", "async", share=0.5)
+    assert (result["workers"], result["connections_per_worker"]) == (1, 128)
+    assert (
+        "uvicorn: at most 128 open requests per worker (not enforced by the worker: uvicorn-worker 0.4.0 passes no "
+        "limit_concurrency to Uvicorn), below 1000 so that 1 x 128 = 128 fits this app's 50% (128) of nginx's "
+        "1 worker(s) x 512 connections / 2 = 256"
+    ) in result["explain"]
+
+
+def test_more_workers_than_nginx_can_feed_get_one_open_request_each_and_it_is_said():
+    result = size_workers(cap(1.0, 65536, nr_open=1024), "gunicorn", "async", workers=300, worker_rss_mb=10)
+    assert (result["connections_per_worker"], result["open_requests"]) == (1, 300)
+    assert (
+        "gunicorn gevent: 1 open request(s) per worker (Gunicorn's worker_connections: the rest wait in the socket's "
+        "queue); 300 x 1 = 300 is above nginx's 1 worker(s) x 512 connections / 2 = 256: raise fs.nr_open or lower the "
+        "workers"
+    ) in result["explain"]
+
+
+def test_plan_passes_the_interface():
+    assert "interface" in APP_SIZING_KEYS
+    apps = [
+        {"name": "api", "server": "granian", "interface": "asgi", "profile": "async"},
+        {"name": "site", "server": "granian", "profile": "mixed"},
+    ]
+    plan = plan_workers(apps, cap(**CONTAINER))
+    assert (plan["api"]["interface"], plan["api"]["blocking_threads"], plan["api"]["workers"]) == ("asgi", 1, 1)
+    # half of nginx's 4096 proxied requests, one worker: the default 1000 fits
+    assert plan["api"]["backpressure"] == plan["api"]["connections_per_worker"] == 1000
+    assert any("fits this app's 50% (2048) of nginx's" in line for line in plan["api"]["explain"])
+    assert (plan["site"]["interface"], plan["site"]["blocking_threads"], plan["site"]["backpressure"]) == ("wsgi", 2, 2)
+    with pytest.raises(SizingError, match="app api: threads = 2 with granian's asgi interface"):
+        plan_workers([dict(apps[0], threads=2)], cap())
+    with pytest.raises(SizingError, match="app api: interface must be one of wsgi, asgi, rsgi, got 'http'"):
+        plan_workers([dict(apps[0], interface="http")], cap())
 
 
 def test_nginx_numbers_follow_the_whole_host():
@@ -439,7 +623,16 @@ def test_plan_accepts_a_mapping_and_names_the_bad_app():
 cpus_st = st.floats(min_value=0.1, max_value=128, allow_nan=False)
 memory_st = st.integers(min_value=128, max_value=1024 * 1024)
 rss_st = st.floats(min_value=10, max_value=2000, allow_nan=False)
-server_profile = st.sampled_from([(s, p) for s in SERVERS for p in PROFILES if not (s == "uwsgi" and p == "async")])
+# Every valid server, interface and profile (uWSGI and Granian's WSGI have no event-loop profile).
+server_profile = st.sampled_from(
+    [
+        (s, i, p)
+        for s in SERVERS
+        for i in INTERFACES[s]
+        for p in PROFILES
+        if not (p == "async" and (s == "uwsgi" or (s == "granian" and i == "wsgi")))
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -456,11 +649,24 @@ server_profile = st.sampled_from([(s, p) for s in SERVERS for p in PROFILES if n
 )
 # Fractional budgets let the reported numbers disagree with the warning:
 # 14 of 13 MiB warned (found by hypothesis), 2465 of 2464 MiB not warned.
-@example(cpus=1.0, memory=269, sp=("gunicorn", "cpu"), rss=10.0, somaxconn=128, db=None, per_thread=1, hosts=1, mode="emperor")
-@example(cpus=64.0, memory=2738, sp=("gunicorn", "cpu"), rss=333.0, somaxconn=128, db=None, per_thread=1, hosts=1, mode="emperor")
+@example(
+    cpus=1.0, memory=269, sp=("gunicorn", "wsgi", "cpu"), rss=10.0, somaxconn=128, db=None, per_thread=1, hosts=1, mode="emperor"
+)
+@example(
+    cpus=64.0,
+    memory=2738,
+    sp=("gunicorn", "wsgi", "cpu"),
+    rss=333.0,
+    somaxconn=128,
+    db=None,
+    per_thread=1,
+    hosts=1,
+    mode="emperor",
+)
 def test_budgets_hold_unless_forced(cpus, memory, sp, rss, somaxconn, db, per_thread, hosts, mode):
-    server, profile = sp
+    server, interface, profile = sp
     kwargs = {
+        "interface": interface,
         "worker_rss_mb": rss,
         "db_max_connections": db,
         "db_connections_per_thread": per_thread,
@@ -490,6 +696,15 @@ def test_budgets_hold_unless_forced(cpus, memory, sp, rss, somaxconn, db, per_th
         assert result["harakiri"] > result["upstream_read_timeout"]
         assert result["cheaper"] < result["processes"] or result["cheaper"] == 0
         assert result["instances"] * result["processes"] == result["workers"]
+    if "connections_per_worker" in result:
+        # an event loop's open requests fit nginx's share of the host, or it is said
+        proxied = result["worker_processes"] * result["worker_connections"] // 2
+        assert 1 <= result["connections_per_worker"] <= DEFAULTS["connections_per_worker"]
+        assert result["open_requests"] <= proxied or any("is above" in line for line in result["explain"])
+    if server == "granian":
+        assert result["blocking_threads"] == (result["threads"] if interface == "wsgi" else 1)
+        assert 1 <= result["workers_kill_timeout"] <= 1800
+        assert result["workers_max_rss"] >= 2 * result["per_worker_mb"]
 
 
 @settings(max_examples=300, deadline=None)
@@ -505,12 +720,17 @@ def test_budgets_hold_unless_forced(cpus, memory, sp, rss, somaxconn, db, per_th
     allow=st.booleans(),
 )
 def test_forced_numbers_never_silently_break_a_budget(cpus, memory, sp, rss, db, workers, threads, min_workers, allow):
-    server, profile = sp
+    server, interface, profile = sp
+    if server == "granian" and interface != "wsgi" and threads and threads > 1:
+        with pytest.raises(SizingError, match="refuses blocking threads > 1"):
+            size_workers(cap(cpus, memory), server, profile, interface=interface, threads=threads)
+        return
     try:
         result = size_workers(
             cap(cpus, memory),
             server,
             profile,
+            interface=interface,
             worker_rss_mb=rss,
             db_max_connections=db,
             workers=workers,
@@ -525,7 +745,7 @@ def test_forced_numbers_never_silently_break_a_budget(cpus, memory, sp, rss, db,
     over_memory = result["expected_rss_mb"] > budget
     over_db = db is not None and result["concurrency"] > db
     if over_memory:
-        automatic = size_workers(cap(cpus, memory), server, profile, worker_rss_mb=rss)
+        automatic = size_workers(cap(cpus, memory), server, profile, interface=interface, worker_rss_mb=rss)
         if result["expected_rss_mb"] > automatic["expected_rss_mb"]:
             # only with the override, and only up to 150 %
             assert allow and result["expected_rss_mb"] <= math.floor(1.5 * budget) + 1
@@ -539,12 +759,12 @@ def test_forced_numbers_never_silently_break_a_budget(cpus, memory, sp, rss, db,
 @settings(max_examples=200, deadline=None)
 @given(a=cpus_st, b=cpus_st, m1=memory_st, m2=memory_st, sp=server_profile, rss=rss_st)
 def test_monotonic_in_cpus_and_memory(a, b, m1, m2, sp, rss):
-    server, profile = sp
+    server, interface, profile = sp
     low_cpu, high_cpu = sorted((a, b))
     low_mem, high_mem = sorted((m1, m2))
-    small = size_workers(cap(low_cpu, low_mem), server, profile, worker_rss_mb=rss)
-    more_cpu = size_workers(cap(high_cpu, low_mem), server, profile, worker_rss_mb=rss)
-    more_mem = size_workers(cap(low_cpu, high_mem), server, profile, worker_rss_mb=rss)
+    small = size_workers(cap(low_cpu, low_mem), server, profile, interface=interface, worker_rss_mb=rss)
+    more_cpu = size_workers(cap(high_cpu, low_mem), server, profile, interface=interface, worker_rss_mb=rss)
+    more_mem = size_workers(cap(low_cpu, high_mem), server, profile, interface=interface, worker_rss_mb=rss)
     assert more_cpu["workers"] >= small["workers"]
     assert more_mem["workers"] >= small["workers"]
 
