@@ -13,9 +13,10 @@ description:
     its C(weight), so two apps on one host are never each sized to the whole box.
   - Each app description takes C(name) (required), C(server), C(profile),
     C(weight) (default 1) and any of worker_sizing's arguments
-    (C(worker_rss_mb), C(db_max_connections), C(db_connections_per_thread),
+    (C(interface), C(worker_rss_mb), C(db_max_connections), C(db_connections_per_thread),
     C(hosts_sharing_db), C(min_workers), C(max_workers), C(threads), C(workers),
     C(timeout), C(backlog), C(uwsgi_mode), C(allow_over_budget)); other keys (domains, static paths ...) are ignored.
+  - An event-loop app's C(connections_per_worker) fits its share (C(weight)) of nginx's connections, as its CPUs and memory do.
   - The memory reserve is taken once for the host, not once per app.
   - Running workers measured by M(pyweb.stack.capacity_facts) under the app's
     name give its per-worker memory when C(worker_rss_mb) is not set.

@@ -30,6 +30,11 @@ description:
   - The backlog never exceeds C(net.core.somaxconn). nginx answers 504 at the app's timeout
     and the app server (Gunicorn's per-request limit, uWSGI harakiri) ends the request 3 s later,
     so nginx never answers 502 for a timed-out request and no other worker gets it.
+  - Event-loop workers (Granian with O(interface=asgi) or V(rsgi), Uvicorn, Gunicorn's gevent for B(async)) serve many
+    requests at once. Each gets C(connections_per_worker), 1000 unless nginx's share of the host holds fewer (nginx keeps
+    two connections per proxied request, so at most worker_processes x worker_connections / 2 on the host, split by O(share)).
+  - Granian gets its own numbers (C(blocking_threads), C(runtime_threads), C(backpressure), C(workers_lifetime),
+    C(workers_max_rss), C(workers_kill_timeout)); docs/sizing.md explains each.
   - Bad input raises an error naming the argument and the allowed values.
 positional: _input, server, profile
 options:
@@ -54,6 +59,14 @@ options:
     type: str
     choices: [cpu, io, mixed, async]
     default: mixed
+  interface:
+    description:
+      - The app's calling convention. Default V(asgi) for O(server=uvicorn), V(wsgi) otherwise. Gunicorn and uWSGI serve
+        V(wsgi), Uvicorn V(asgi), Granian all three.
+      - Granian's V(asgi) and V(rsgi) run one event loop per worker (threads 1; O(threads) above 1 is refused), and
+        its V(wsgi) refuses O(profile=async).
+    type: str
+    choices: [wsgi, asgi, rsgi]
   worker_rss_mb:
     description:
       - Memory of one worker in MiB. Default is a measurement from
@@ -139,7 +152,15 @@ _value:
   contains:
     workers: {description: Worker processes., type: int}
     threads: {description: Threads per worker., type: int}
-    concurrency: {description: workers x threads., type: int}
+    interface: {description: "The app's calling convention: wsgi, asgi or rsgi.", type: str}
+    concurrency: {description: "workers x threads: requests running Python code at once.", type: int}
+    connections_per_worker:
+      description:
+        - "Event-loop workers only (Granian asgi/rsgi, Uvicorn, gevent): open requests one worker holds at once, 1000 or
+          less so that all of them fit this app's share of nginx's worker_processes x worker_connections / 2."
+        - "Granian's backpressure and Gunicorn's worker_connections for gevent; the Uvicorn worker does not enforce it."
+      type: int
+    open_requests: {description: "workers x connections_per_worker (event-loop workers only).", type: int}
     worker_class: {description: "Gunicorn worker class (sync, gthread, gevent, uvicorn_worker.UvicornWorker); gunicorn and uvicorn only.", type: str}
     max_requests: {description: Requests before a worker is recycled., type: int}
     max_requests_jitter: {description: About 10 % of max_requests., type: int}
@@ -170,8 +191,16 @@ _value:
     reload_on_rss_mb: {description: uWSGI reloads a worker above this RSS (uwsgi only)., type: int}
     harakiri: {description: "uWSGI's end of a request still running, request_limit (uwsgi only).", type: int}
     listen: {description: uWSGI listen queue (uwsgi only)., type: int}
-    blocking_threads: {description: Granian threads per worker (granian only)., type: int}
-    backpressure: {description: Granian concurrent requests per worker (granian only)., type: int}
+    blocking_threads: {description: "Granian's Python threads per worker: threads for wsgi, 1 for asgi and rsgi (granian only).", type: int}
+    runtime_threads: {description: "Granian's Rust I/O threads per worker, 1 (granian only).", type: int}
+    backpressure:
+      description:
+        - "Granian's requests inside one worker at once (granian only): blocking_threads for wsgi (the rest wait in the
+          shared socket queue, where any free worker takes them), connections_per_worker for asgi and rsgi."
+      type: int
+    workers_lifetime: {description: "Granian replaces a worker (the new one first) after this many seconds, 21600 (granian only).", type: int}
+    workers_max_rss: {description: "Granian replaces a worker above this many MiB, 2 x per_worker_mb (granian only).", type: int}
+    workers_kill_timeout: {description: "Granian kills a worker not stopped this long after being told to: request_limit, 1..1800 s (granian only).", type: int}
     worker_processes: {description: nginx worker processes (effective CPUs of the host)., type: int}
     worker_connections: {description: nginx connections per worker., type: int}
     worker_rlimit_nofile: {description: nginx open-files limit per worker., type: int}
