@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 from hypothesis import assume, example, given, settings
@@ -543,6 +544,48 @@ def test_plan_passes_the_interface():
         plan_workers([dict(apps[0], threads=2)], cap())
     with pytest.raises(SizingError, match="app api: interface must be one of wsgi, asgi, rsgi, got 'http'"):
         plan_workers([dict(apps[0], interface="http")], cap())
+
+
+DOC = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "docs", "sizing.md")
+
+
+def _doc_section(title):
+    with open(DOC) as handle:
+        return handle.read().split(title, 1)[1].split("\n## ", 1)[0]
+
+
+def test_docs_granian_and_async_table_matches_the_code():
+    section = _doc_section("### Granian and async on the 2-CPU quota / 4 GiB container")
+    rows = [line.strip("| ").split(" | ") for line in section.splitlines() if line.startswith("| granian |")]
+    rows += [line.strip("| ").split(" | ") for line in section.splitlines() if line.startswith(("| uvicorn |", "| gunicorn |"))]
+    assert len(rows) == 6
+    keys = (
+        "blocking_threads",
+        "backpressure",
+        "connections_per_worker",
+        "open_requests",
+        "workers_max_rss",
+        "workers_kill_timeout",
+    )
+    for server, interface, profile, counts, *numbers in rows:
+        result = size_workers(cap(**CONTAINER), server, profile, interface=interface)
+        assert "%d x %d" % (result["workers"], result["threads"]) == counts, (server, interface, profile)
+        assert [str(result.get(key, "-")) for key in keys] == numbers, (server, interface, profile)
+
+
+def test_docs_granian_and_async_explain_blocks_are_the_codes():
+    section = _doc_section("### Granian and async on the 2-CPU quota / 4 GiB container")
+    blocks = section.split("```\n")[1::2]
+    assert len(blocks) == 4
+    results = [
+        size_workers(cap(**CONTAINER), "granian", "async", interface="asgi"),
+        size_workers(cap(**CONTAINER), "granian", "mixed", interface="wsgi"),
+        size_workers(cap(**CONTAINER), "uvicorn", "async"),
+        size_workers(cap(2.0, 65536, nr_open=4096), "granian", "async", interface="rsgi", workers=4),
+    ]
+    for block, result in zip(blocks, results):
+        for line in block.splitlines():
+            assert line in result["explain"], line
 
 
 def test_nginx_numbers_follow_the_whole_host():
