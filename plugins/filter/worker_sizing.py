@@ -29,7 +29,8 @@ description:
     concurrent request per host is refused.
   - The backlog never exceeds C(net.core.somaxconn). nginx answers 504 at the app's timeout
     and the app server (Gunicorn's per-request limit, uWSGI harakiri) ends the request 3 s later,
-    so nginx never answers 502 for a timed-out request and no other worker gets it.
+    so nginx never answers 502 for a timed-out request and no other worker gets it. Granian has no per-request limit;
+    a worker that does not stop C(workers_kill_timeout) (the same 3 s later) after being told to is killed.
   - Event-loop workers (Granian with O(interface=asgi) or V(rsgi), Uvicorn, Gunicorn's gevent for B(async)) serve many
     requests at once. Each gets C(connections_per_worker), 1000 unless nginx's share of the host holds fewer (nginx keeps
     two connections per proxied request, so at most worker_processes x worker_connections / 2 on the host, split by O(share)).
