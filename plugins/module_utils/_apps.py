@@ -20,7 +20,16 @@ from ansible_collections.pyweb.stack.plugins.module_utils._servers import paths 
 from ansible_collections.pyweb.stack.plugins.module_utils._servers import runtime_of, service_name
 from ansible_collections.pyweb.stack.plugins.module_utils._sizing import APP_SIZING_KEYS, PROFILES, UWSGI_MODES
 
-__all__ = ["DEPLOYABLE_SERVERS", "DJANGO_KEYS", "FRAMEWORK_KEYS", "INTERFACES", "AppError", "absent_apps", "app_layout"]
+__all__ = [
+    "DEPLOYABLE_SERVERS",
+    "DJANGO_KEYS",
+    "FRAMEWORK_KEYS",
+    "INTERFACES",
+    "WEBSOCKET_INTERFACES",
+    "AppError",
+    "absent_apps",
+    "app_layout",
+]
 
 # The servers a role deploys: an app may only name one that something will
 # actually install and run.
@@ -50,10 +59,19 @@ KNOWN_KEYS = {
     "name", "server", "interface", "module", "profile", "source", "domains", "static_url", "media_url",
     "static_dir", "media_dir", "client_max_body_size", "tls", "env", "django", "weight", "preload_app",
     "python_requirements", "health_path", "user", "default_server", "static_source", "server_settings",
-    "static_hashed", "state", "purge", "keep_releases", "headers",
+    "static_hashed", "state", "purge", "keep_releases", "headers", "websocket_paths", "streaming_paths",
+    "stream_timeout",
 } | set(APP_SIZING_KEYS)  # fmt: skip
 TLS_KEYS = ("certificate", "enabled", "key", "self_signed")
 _SOURCE_TYPES = {"path": ("path",), "git": ("repo",), "pip": ("requirement",)}
+# A URL path prefix written as an nginx location, unquoted: nothing nginx's
+# configuration would read (space, quote, brace, semicolon, $, #) and no %: a
+# location matches the decoded URI, so an escape would never match.
+_LOCATION_PATH = re.compile(r"^/[A-Za-z0-9._~@:+,=!/-]*$")
+# The interfaces that carry a WebSocket (WSGI has no way to take over the connection).
+WEBSOCKET_INTERFACES = ("asgi", "rsgi")
+STREAM_TIMEOUT_DEFAULT = 3600
+STREAM_TIMEOUT_MAX = 86400
 
 
 # What the sizing engine writes into each server's configuration: through
@@ -85,6 +103,54 @@ def _str_list(app, key, value):
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         _fail(app, key, "must be a list of non-empty strings, got %r" % (value,))
     return value
+
+
+def _location_paths(app, key, raw):
+    """A list of URL path prefixes nginx gets a location of its own for (duplicates dropped)."""
+    paths = _str_list(app, key, raw if raw is not None else [])
+    for path in paths:
+        if not _LOCATION_PATH.match(path) or ".." in path or "//" in path:
+            _fail(
+                app,
+                key,
+                "%r is not a URL path prefix nginx can match; allowed: '/' first, then letters, digits and "
+                "._~@:+,=!/- (no space, quote, brace, semicolon, %%, '..' or '//')" % (path,),
+            )
+        if path == "/":
+            _fail(app, key, "'/' is the whole site (location /); name the paths below it, like /ws/")
+    return list(dict.fromkeys(paths))
+
+
+def _long_lived(app, raw, interface, urls):
+    """websocket_paths, streaming_paths and stream_timeout checked (see the nginx site)."""
+    websocket = _location_paths(app, "websocket_paths", raw.get("websocket_paths"))
+    streaming = _location_paths(app, "streaming_paths", raw.get("streaming_paths"))
+    if websocket and interface not in WEBSOCKET_INTERFACES:
+        _fail(
+            app,
+            "websocket_paths",
+            "the app's interface is %s, which cannot carry a WebSocket; an asgi or rsgi app can "
+            "(server uvicorn, or granian with interface asgi or rsgi)" % interface,
+        )
+    both = [path for path in websocket if path in streaming]
+    if both:
+        _fail(app, "streaming_paths", "%s is in websocket_paths too; a path is one or the other" % both[0])
+    for key, paths in (("websocket_paths", websocket), ("streaming_paths", streaming)):
+        for path in paths:
+            for url_key in ("static_url", "media_url"):
+                if path == urls[url_key]:
+                    _fail(app, key, "%s is the app's %s, served from files by nginx" % (path, url_key))
+    timeout = raw.get("stream_timeout", STREAM_TIMEOUT_DEFAULT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= STREAM_TIMEOUT_MAX:
+        _fail(
+            app,
+            "stream_timeout",
+            "must be a whole number of seconds from 1 to %d (how long a WebSocket or stream may stay "
+            "idle), got %r" % (STREAM_TIMEOUT_MAX, timeout),
+        )
+    if "stream_timeout" in raw and not (websocket or streaming):
+        _fail(app, "stream_timeout", "only with websocket_paths or streaming_paths (it is their idle timeout)")
+    return {"websocket_paths": websocket, "streaming_paths": streaming, "stream_timeout": timeout}
 
 
 def _django(app, raw):
@@ -340,6 +406,8 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
     }
     replace, applied = _framework(name, framework, raw, derived)
     derived.update(replace)
+    # After the framework's answers: a path must not be the static or media URL nginx serves.
+    long_lived = _long_lived(name, raw, interface, derived)
     user = raw.get("user", service_name(name))
     app = dict(raw)
     app.update(
@@ -395,6 +463,7 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
             "upstream": "pyweb_%s" % name,
         }
     )
+    app.update(long_lived)
     # The runtime's own names (socket, unit, what capacity_facts measures):
     # declared once, in the server registry.
     # How a command runs as the app (the checks, pyweb-manage, collectstatic):

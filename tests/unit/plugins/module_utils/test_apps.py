@@ -336,3 +336,84 @@ def test_granian_serves_every_interface_and_others_only_theirs():
     for server in DEPLOYABLE_SERVERS:
         (result,) = app_layout([app(server=server)])
         assert result["server"] == server
+
+
+def test_long_lived_paths_default_to_none():
+    (result,) = app_layout([app()])
+    assert result["websocket_paths"] == [] and result["streaming_paths"] == [] and result["stream_timeout"] == 3600
+
+
+def test_websocket_and_streaming_paths_are_kept_as_nginx_prefixes():
+    (result,) = app_layout(
+        [app(server="uvicorn", websocket_paths="/ws", streaming_paths=["/events/", "/export/", "/events/"], stream_timeout=600)]
+    )
+    # one string is a list of one; a path named twice gets one location
+    assert result["websocket_paths"] == ["/ws"]
+    assert result["streaming_paths"] == ["/events/", "/export/"]
+    assert result["stream_timeout"] == 600
+    for interface in ("asgi", "rsgi"):
+        (result,) = app_layout([app(server="granian", interface=interface, websocket_paths=["/cable/"])])
+        assert result["websocket_paths"] == ["/cable/"]
+    # streaming is for every server: a WSGI app streams a response too
+    for server in ("gunicorn", "uwsgi", "granian"):
+        (result,) = app_layout([app(server=server, streaming_paths=["/download/"], stream_timeout=86400)])
+        assert result["streaming_paths"] == ["/download/"] and result["stream_timeout"] == 86400
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (
+            {"websocket_paths": ["/ws/"]},
+            "pyweb_apps[demo].websocket_paths: the app's interface is wsgi, which cannot carry a WebSocket",
+        ),
+        (
+            {"server": "granian", "interface": "wsgi", "websocket_paths": ["/ws/"]},
+            "pyweb_apps[demo].websocket_paths: the app's interface is wsgi",
+        ),
+        ({"server": "uvicorn", "websocket_paths": ["ws/"]}, "pyweb_apps[demo].websocket_paths: 'ws/' is not a URL path prefix"),
+        ({"streaming_paths": ["/a b/"]}, "pyweb_apps[demo].streaming_paths: '/a b/' is not a URL path prefix"),
+        ({"streaming_paths": ["/x;return 200;"]}, "streaming_paths: '/x;return 200;' is not a URL path prefix"),
+        ({"streaming_paths": ["/x{"]}, "streaming_paths: '/x{' is not a URL path prefix"),
+        ({"streaming_paths": ['/"x"']}, "streaming_paths: '/\"x\"' is not a URL path prefix"),
+        ({"streaming_paths": ["/static/../etc/"]}, "streaming_paths: '/static/../etc/' is not a URL path prefix"),
+        ({"streaming_paths": ["/a//b/"]}, "streaming_paths: '/a//b/' is not a URL path prefix"),
+        ({"streaming_paths": ["/caf%C3%A9/"]}, "streaming_paths: '/caf%C3%A9/' is not a URL path prefix"),
+        ({"streaming_paths": ["/$uri"]}, "streaming_paths: '/$uri' is not a URL path prefix"),
+        ({"streaming_paths": ["/"]}, "pyweb_apps[demo].streaming_paths: '/' is the whole site (location /)"),
+        ({"streaming_paths": [""]}, "pyweb_apps[demo].streaming_paths: must be a list of non-empty strings"),
+        ({"streaming_paths": {"/events/": True}}, "pyweb_apps[demo].streaming_paths: must be a list of non-empty strings"),
+        (
+            {"server": "uvicorn", "websocket_paths": ["/live/"], "streaming_paths": ["/live/"]},
+            "pyweb_apps[demo].streaming_paths: /live/ is in websocket_paths too; a path is one or the other",
+        ),
+        ({"streaming_paths": ["/static/"]}, "pyweb_apps[demo].streaming_paths: /static/ is the app's static_url"),
+        (
+            {"server": "uvicorn", "media_url": "/files/", "websocket_paths": ["/files/"]},
+            "pyweb_apps[demo].websocket_paths: /files/ is the app's media_url",
+        ),
+        ({"streaming_paths": ["/e/"], "stream_timeout": 0}, "pyweb_apps[demo].stream_timeout: must be a whole number of seconds"),
+        (
+            {"streaming_paths": ["/e/"], "stream_timeout": 86401},
+            "stream_timeout: must be a whole number of seconds from 1 to 86400 ",
+        ),
+        ({"streaming_paths": ["/e/"], "stream_timeout": "600"}, "stream_timeout: must be a whole number of seconds"),
+        ({"streaming_paths": ["/e/"], "stream_timeout": 60.5}, "stream_timeout: must be a whole number of seconds"),
+        ({"streaming_paths": ["/e/"], "stream_timeout": True}, "stream_timeout: must be a whole number of seconds"),
+        ({"stream_timeout": 600}, "pyweb_apps[demo].stream_timeout: only with websocket_paths or streaming_paths"),
+    ],
+)
+def test_bad_long_lived_paths_are_refused_naming_the_app_and_the_key(raw, message):
+    with pytest.raises(AppError) as error:
+        app_layout([app(**raw)])
+    assert message in str(error.value)
+
+
+def test_a_long_lived_path_may_not_be_the_static_url_the_framework_answered():
+    with pytest.raises(AppError, match=r"pyweb_apps\[demo\]\.streaming_paths: /assets/ is the app's static_url"):
+        app_layout([app(streaming_paths=["/assets/"])], framework={"demo": {"static_url": "assets"}})
+    # a CDN's absolute URL leaves the local path free
+    (result,) = app_layout(
+        [app(streaming_paths=["/static/"], static_url="/s/")], framework={"demo": {"static_url": "https://cdn.test/static/"}}
+    )
+    assert result["streaming_paths"] == ["/static/"]
