@@ -543,4 +543,27 @@ def nginx_plan(settings, apps, nginx_v="", probe=""):
     # The closed default site answers no app's requests: only the defaults, as
     # literals (HSTS is for a name an app owns).
     default_headers = [{"name": name, "value": value} for name, value in settings["security_headers"].items() if value]
-    return {"build": build, "tls": tls, "sites": sites, "default_headers": default_headers}
+    return {
+        "build": build,
+        "tls": tls,
+        "sites": sites,
+        "default_headers": default_headers,
+        "long_lived": _long_lived(apps),
+    }
+
+
+def _long_lived(apps):
+    """What nginx.conf needs for the apps' WebSockets and streams (websocket_paths, streaming_paths).
+
+    ``websocket``: some app has a WebSocket path (the Connection header map is
+    written). ``stream_timeout``: the longest idle timeout of those apps, or
+    None: a reload's old workers close what is still open after it at the
+    latest (worker_shutdown_timeout), instead of living as long as a socket
+    that keeps talking.
+    """
+    websocket = [app for app in apps if app.get("websocket_paths")]
+    streaming = [app for app in apps if app.get("streaming_paths")]
+    return {
+        "websocket": bool(websocket),
+        "stream_timeout": max((app["stream_timeout"] for app in websocket + streaming), default=None),
+    }
