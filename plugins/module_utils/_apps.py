@@ -121,7 +121,7 @@ def _location_paths(app, key, raw):
     return list(dict.fromkeys(paths))
 
 
-def _long_lived(app, raw, interface, urls):
+def _long_lived(app, raw, server, interface, urls):
     """websocket_paths, streaming_paths and stream_timeout checked (see the nginx site)."""
     websocket = _location_paths(app, "websocket_paths", raw.get("websocket_paths"))
     streaming = _location_paths(app, "streaming_paths", raw.get("streaming_paths"))
@@ -132,6 +132,8 @@ def _long_lived(app, raw, interface, urls):
             "the app's interface is %s, which cannot carry a WebSocket; an asgi or rsgi app can "
             "(server uvicorn, or granian with interface asgi or rsgi)" % interface,
         )
+    if websocket and server == "granian" and (raw.get("server_settings") or {}).get("websockets") is False:
+        _fail(app, "websocket_paths", "server_settings.websockets is false: Granian would refuse every upgrade")
     both = [path for path in websocket if path in streaming]
     if both:
         _fail(app, "streaming_paths", "%s is in websocket_paths too; a path is one or the other" % both[0])
@@ -407,7 +409,7 @@ def _normalise(raw, index, base_dir, run_dir, config_dir, log_dir, web_group, uw
     replace, applied = _framework(name, framework, raw, derived)
     derived.update(replace)
     # After the framework's answers: a path must not be the static or media URL nginx serves.
-    long_lived = _long_lived(name, raw, interface, derived)
+    long_lived = _long_lived(name, raw, server, interface, derived)
     user = raw.get("user", service_name(name))
     app = dict(raw)
     app.update(

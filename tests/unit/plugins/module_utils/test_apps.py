@@ -401,6 +401,10 @@ def test_websocket_and_streaming_paths_are_kept_as_nginx_prefixes():
         ({"streaming_paths": ["/e/"], "stream_timeout": 60.5}, "stream_timeout: must be a whole number of seconds"),
         ({"streaming_paths": ["/e/"], "stream_timeout": True}, "stream_timeout: must be a whole number of seconds"),
         ({"stream_timeout": 600}, "pyweb_apps[demo].stream_timeout: only with websocket_paths or streaming_paths"),
+        (
+            {"server": "granian", "interface": "asgi", "websocket_paths": "/ws/", "server_settings": {"websockets": False}},
+            "pyweb_apps[demo].websocket_paths: server_settings.websockets is false: Granian would refuse every upgrade",
+        ),
     ],
 )
 def test_bad_long_lived_paths_are_refused_naming_the_app_and_the_key(raw, message):
