@@ -414,7 +414,18 @@ def test_live_websocket_and_stream_through_nginx(tmp_path):
         assert read_frame(sock) == (0x1, b"echo:hello")
         sock.close()
 
-        # Nothing either way for stream_timeout (2 s): nginx closes the tunnel.
+        # The client's frames alone keep it open past stream_timeout (the app says nothing) ...
+        sock, status = websocket(port, "/idle/")
+        assert status == "HTTP/1.1 101 Switching Protocols"
+        for _ in range(8):
+            send_text(sock, "ping")
+            time.sleep(0.5)
+        sock.settimeout(0.2)
+        with pytest.raises(socket.timeout):
+            sock.recv(1)
+        sock.close()
+
+        # ... and nothing either way for stream_timeout (2 s) closes the tunnel.
         sock, status = websocket(port, "/idle/")
         assert status == "HTTP/1.1 101 Switching Protocols"
         started = time.monotonic()
