@@ -22,7 +22,11 @@ description:
     C(django) (C(settings) required, C(collectstatic) true, C(migrate) false), C(python_requirements),
     C(health_path), C(preload_app), C(user), C(server_settings) (for Gunicorn, values of the wrong kind and the
     settings the stack owns are refused), C(headers) (the site's security headers; null removes one),
-    C(weight), C(keep_releases), C(state) (present;
+    C(weight), C(keep_releases), C(websocket_paths) and C(streaming_paths) (URL path prefixes nginx gives a
+    location of their own: a WebSocket upgrade, for asgi and rsgi apps only; a stream passed on unbuffered and
+    uncompressed, for every server; each starting with C(/), not C(/), the static or media URL, or in both lists),
+    C(stream_timeout) (3600; whole seconds from 1 to 86400 a WebSocket or stream may stay idle; only with one
+    of the two lists), C(state) (present;
     C(absent) leaves the result: only the app's name is needed), C(purge) (with C(state=absent)) and the sizing keys of
     P(pyweb.stack.worker_sizing#filter) (C(allow_over_budget) among them)."
   - "Derived: C(user)/C(group) (pyweb-<name>), C(base_dir), C(releases_dir), C(venvs_dir), C(current)

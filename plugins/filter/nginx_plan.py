@@ -20,6 +20,9 @@ description:
     names an OCSP responder, its file holds the issuer, a resolver and a CA bundle are there; else off
     with the reason)."
   - "C(default_headers): the security headers of the closed default site."
+  - "C(long_lived): C(websocket) (some app has C(websocket_paths): nginx.conf maps C($http_upgrade) to the
+    Connection header of their locations) and C(stream_timeout) (the longest C(stream_timeout) of the apps with
+    C(websocket_paths) or C(streaming_paths), else null: it bounds how long a reload's old workers keep them)."
 positional: _input, apps
 options:
   _input:
@@ -57,7 +60,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(build) (nginx's C(version), C(openssl)), C(tls), C(sites) (app name to C(headers), C(stapling)), C(default_headers).
+  description: >-
+    C(build) (nginx's C(version), C(openssl)), C(tls), C(sites) (app name to C(headers), C(stapling)),
+    C(default_headers), C(long_lived) (C(websocket), C(stream_timeout)).
   type: dict
 """
 
