@@ -15,12 +15,12 @@ description:
   - "Required keys: C(name) (lowercase, digits, _), C(module) (import path such as
     C(mysite.wsgi:application)), C(source) (C({type: path, path: ...}),
     C({type: git, repo: ..., version: ...}) or C({type: pip, requirement: ...}))."
-  - "Optional keys: C(server) (gunicorn; uvicorn or uwsgi; C(granian) is refused: no role deploys it yet),
-    C(interface) (wsgi), C(profile), C(domains) (C([_]), the default server; at least one),
+  - "Optional keys: C(server) (gunicorn; uvicorn, uwsgi or granian),
+    C(interface) (wsgi; asgi for uvicorn; rsgi for granian only), C(profile), C(domains) (C([_]), the default server; at least one),
     C(default_server), C(static_url), C(media_url), C(static_dir), C(media_dir), C(static_source),
     C(static_hashed) (false), C(client_max_body_size), C(tls), C(env),
     C(django) (C(settings) required, C(collectstatic) true, C(migrate) false), C(python_requirements),
-    C(health_path), C(preload_app), C(user), C(server_settings) (for Gunicorn, values of the wrong kind and the
+    C(health_path), C(preload_app), C(user), C(server_settings) (for Gunicorn and Granian, unknown names, values of the wrong kind and the
     settings the stack owns are refused), C(headers) (the site's security headers; null removes one),
     C(weight), C(keep_releases), C(websocket_paths) and C(streaming_paths) (URL path prefixes nginx gives a
     location of their own: a WebSocket upgrade, for asgi and rsgi apps only; a stream passed on unbuffered and
