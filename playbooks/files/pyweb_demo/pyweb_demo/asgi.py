@@ -85,7 +85,7 @@ async def _events(query, send):
         {
             "type": "http.response.start",
             "status": 200,
-            "headers": _headers(b"text/event-stream") + [(b"cache-control", b"no-cache")],
+            "headers": [*_headers(b"text/event-stream"), (b"cache-control", b"no-cache")],
         }
     )
     for number in range(1, count + 1):
