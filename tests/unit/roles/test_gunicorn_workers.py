@@ -58,6 +58,7 @@ def test_pins_match_the_gunicorn_role():
     assert pins["gevent"] == defaults["gunicorn_gevent_version"]
     assert pins["uvicorn"] == defaults["gunicorn_uvicorn_version"]
     assert pins["uvicorn-worker"] == defaults["gunicorn_uvicorn_worker_version"]
+    assert pins["wsproto"] == defaults["gunicorn_uvicorn_wsproto_version"]
 
 
 @pytest.fixture
