@@ -209,6 +209,18 @@ def test_fastapi_answers_json_through_uvicorn_workers(host):
     assert answer["uid"] == host.user("pyweb-fastapiapp").uid
 
 
+def test_the_same_fastapi_app_answers_through_granian(host):
+    options = host.file("/etc/pyweb/fastgranian/granian.env").content_string
+    assert "GRANIAN_INTERFACE=asgi" in options
+    status, headers, body = http(host, "http://127.0.0.1/", headers=["Host: fastgranian.test"])
+    assert status == 200 and headers["content-type"] == "application/json"
+    answer = json.loads(body)
+    assert answer["app"] == "fastgranian"
+    assert answer["uid"] == host.user("pyweb-fastgranian").uid
+    main = int(host.check_output("systemctl show -p MainPID --value pyweb-fastgranian.granian.service"))
+    assert answer["pid"] in [int(pid) for pid in host.check_output("ps -o pid= --ppid %d", main).split()]
+
+
 # --- nginx
 
 

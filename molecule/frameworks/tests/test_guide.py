@@ -48,7 +48,7 @@ def test_requirements_are_the_scenarios(name):
     assert requirements in fences("text")
 
 
-@pytest.mark.parametrize("name", ["mysite", "flaskapp", "fastapiapp"])
+@pytest.mark.parametrize("name", ["mysite", "flaskapp", "fastapiapp", "fastgranian"])
 def test_app_descriptions_are_the_scenarios_but_for_the_source(name):
     shown = dict(guide_apps()[name])
     deployed = dict(app(name))
