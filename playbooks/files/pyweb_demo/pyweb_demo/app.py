@@ -3,12 +3,15 @@
 /          fast: a few bytes
 /io?ms=20  I/O-bound: sleeps like a database call
 /cpu?n=N   CPU-bound: N rounds of hashing
-/whoami    pid, uid and thread of the worker that answered, and the
-           scheme it was told the client used
+/whoami    pid, uid and thread of the worker that answered, the scheme
+           it was told the client used (and X-Forwarded-Proto), and the
+           sha256 of DEMO_SECRET
 /healthz   ok
 /version   the code this worker imported: the VERSION file at the code
            root as it was at import time ("none" without one), that
            root's resolved path, and the worker's pid
+Any method, POST too, answers by path. pyweb_demo.asgi is the ASGI twin: the
+same endpoints plus a WebSocket echo (/ws) and server-sent events (/sse).
 Every response carries X-Pyweb-App, so a static file served by nginx (which
 has no such header) can be told from one that reached the app.
 """

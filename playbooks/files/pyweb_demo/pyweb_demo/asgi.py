@@ -1,15 +1,21 @@
-"""The demo app's ASGI twin (ASGI 3, the standard library only).
+"""The demo app's ASGI twin (ASGI 3, the standard library only): pyweb_demo.asgi:application.
 
-The same endpoints as pyweb_demo.app, answered the same way, with I/O that
-awaits instead of blocking, plus what only an event loop serves well:
+The WSGI app's endpoints, answered the same way and with the same
+X-Pyweb-App header, plus what only an event loop serves well:
 
-/io?ms=20          awaits asyncio.sleep, like a database call
+/                  fast: a few bytes
+/io?ms=20          I/O-bound: awaits asyncio.sleep, like a database call
+/cpu?n=N           CPU-bound: N rounds of hashing (it blocks the loop, as such code does)
+/whoami            pid, uid, scheme, X-Forwarded-Proto, the secret's digest
+/healthz           ok
+/version           release, code root and pid, as pyweb_demo.app reads them
 /ws                a WebSocket echo: every text or bytes message comes back
+                   until the client closes
 /sse?n=5&ms=200    server-sent events: n events (at most 1000), ms apart (at
-                   most 10000), each sent on its own as it happens
-
-Everything else (/, /cpu, /whoami, /healthz, /version, any other path, GET or
-POST - a request body is read to its end first) as the WSGI app answers it.
+                   most 10000), each sent on its own as it happens; no
+                   X-Accel-Buffering, so nginx's configuration decides buffering
+Any method, POST too, answers by path; a request body is read to its end
+first. The lifespan scope is acknowledged (nothing to set up).
 """
 
 import asyncio
@@ -77,7 +83,7 @@ async def _websocket(receive, send):
             await send({"type": "websocket.send", "text": message.get("text") or ""})
 
 
-async def _events(query, send):
+async def _events(query, receive, send):
     count = wsgi._number(query, "n", 5, MAX_EVENTS)
     gap = wsgi._number(query, "ms", 200, MAX_GAP_MS) / 1000.0
     # No X-Accel-Buffering: whether nginx buffers is the site's streaming_paths' say.
@@ -88,12 +94,27 @@ async def _events(query, send):
             "headers": [*_headers(b"text/event-stream"), (b"cache-control", b"no-cache")],
         }
     )
-    for number in range(1, count + 1):
-        if number > 1:
-            await asyncio.sleep(gap)
-        event = "id: %d\ndata: %s\n\n" % (number, json.dumps({"k": number, "t": round(time.time(), 3)}))
-        await send({"type": "http.response.body", "body": event.encode(), "more_body": True})
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    # Servers drop what is sent after the client left (Uvicorn without a word):
+    # waiting for the disconnect between events ends the stream instead of
+    # running on for up to n x ms into the void.
+    gone = asyncio.ensure_future(_disconnected(receive))
+    try:
+        for number in range(1, count + 1):
+            if number > 1:
+                await asyncio.wait([gone], timeout=gap)
+                if gone.done():
+                    return
+            data = json.dumps({"k": number, "t": round(time.time(), 3)}, separators=(",", ":"))
+            event = "id: %d\ndata: %s\n\n" % (number, data)
+            await send({"type": "http.response.body", "body": event.encode(), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        gone.cancel()
+
+
+async def _disconnected(receive):
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def application(scope, receive, send):
@@ -110,7 +131,7 @@ async def application(scope, receive, send):
         return
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     if scope["path"] == "/sse":
-        await _events(query, send)
+        await _events(query, receive, send)
         return
     if scope["path"] == "/io":
         ms = wsgi._number(query, "ms", 20, 10000)
