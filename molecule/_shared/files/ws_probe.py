@@ -21,17 +21,17 @@ import socket
 import ssl
 import sys
 import time
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 TIMEOUT = 10
 
 
-def connect(url, host_header):
+def connect(url, host_header, timeout=TIMEOUT):
     parts = urlsplit(url)
     secure = parts.scheme in ("wss", "https")
     port = parts.port or (443 if secure else 80)
-    sock = socket.create_connection((parts.hostname, port), timeout=TIMEOUT)
+    sock = socket.create_connection((parts.hostname, port), timeout=timeout)
     if secure:
         context = ssl.create_default_context()
         context.check_hostname = False
@@ -75,8 +75,15 @@ class Frames:
         data, self.buffer = self.buffer[:count], self.buffer[count:]
         return data
 
-    def read(self):
-        """(opcode, payload) of the next whole message (continuation frames joined)."""
+    def read(self, sock):
+        """(opcode, payload) of the next message (continuation frames joined), pings answered."""
+        while True:
+            opcode, payload = self.frame()
+            if opcode != 0x9:
+                return opcode, payload
+            sock.sendall(frame(0xA, payload))
+
+    def frame(self):
         payload, opcode = b"", None
         while True:
             first, second = self.exactly(2)
@@ -85,10 +92,10 @@ class Frames:
                 length = int.from_bytes(self.exactly(2), "big")
             elif length == 127:
                 length = int.from_bytes(self.exactly(8), "big")
-            mask = self.exactly(4) if second & 0x80 else None
+            if second & 0x80:
+                # RFC 6455 5.1: a client must fail a connection whose server masks
+                raise ValueError("the server sent a masked frame")
             data = self.exactly(length)
-            if mask:
-                data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
             if opcode is None:
                 opcode = first & 0x0F
             payload += data
@@ -111,77 +118,92 @@ def frame(opcode, payload):
 
 def websocket(url, host_header, messages):
     started = time.monotonic()
-    sock, target = connect(url, host_header)
-    key = base64.b64encode(os.urandom(16)).decode()
-    request = (
-        "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (target, host_header, key)
-    )
-    sock.sendall(request.encode())
-    status, headers, rest = read_head(sock)
-    result = {"ok": False, "status": status, "messages": messages, "echoed": 0}
-    if status != 101:
-        result["error"] = "handshake answered %d, not 101" % status
-        return result
-    accept = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
-    if headers.get("sec-websocket-accept") != accept:
-        result["error"] = "Sec-WebSocket-Accept %r, expected %r" % (headers.get("sec-websocket-accept"), accept)
-        return result
-    frames = Frames(sock, rest)
-    # growing sizes: the last two take the 16-bit and the 64-bit length
-    sizes = [min(10 * (i + 1), 120) for i in range(max(0, messages - 2))] + [200, 70000][: min(messages, 2)]
-    for number, size in enumerate(sizes):
-        text = ("%d:" % number + "x" * size)[:size]
-        sock.sendall(frame(0x1, text.encode()))
-        while True:
-            opcode, payload = frames.read()
-            if opcode == 0x9:  # a ping: answer, keep waiting for the echo
-                sock.sendall(frame(0xA, payload))
-                continue
-            break
-        if opcode != 0x1 or payload.decode() != text:
-            result["error"] = "message %d (%d bytes) came back as opcode %d, %d bytes" % (number, size, opcode, len(payload))
-            return result
-        result["echoed"] += 1
-    sock.sendall(frame(0x8, (1000).to_bytes(2, "big")))
-    opcode, payload = frames.read()
-    sock.close()
-    result["close"] = int.from_bytes(payload[:2], "big") if opcode == 0x8 and len(payload) >= 2 else None
-    result["ok"] = result["echoed"] == messages and opcode == 0x8
-    if not result["ok"]:
-        result["error"] = "no close frame back (opcode %d)" % opcode
+    result = {"ok": False, "status": None, "messages": messages, "echoed": 0}
+    sock = None
+    try:
+        sock, target = connect(url, host_header)
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
+            "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (target, host_header, key)
+        )
+        sock.sendall(request.encode())
+        result["status"], headers, rest = read_head(sock)
+        # the accept value proves the server read our key: no plain HTTP server or cache answered
+        accept = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
+        if result["status"] != 101:
+            result["error"] = "handshake answered %d, not 101" % result["status"]
+        elif headers.get("sec-websocket-accept") != accept:
+            result["error"] = "Sec-WebSocket-Accept %r, expected %r" % (headers.get("sec-websocket-accept"), accept)
+        else:
+            echo_and_close(sock, Frames(sock, rest), result)
+    except (OSError, ValueError) as exc:
+        # what was echoed before the failure stays in the result
+        result["error"] = "%s: %s" % (type(exc).__name__, exc)
+    finally:
+        if sock is not None:
+            sock.close()
     result["seconds"] = round(time.monotonic() - started, 3)
     return result
 
 
+def echo_and_close(sock, frames, result):
+    messages = result["messages"]
+    # growing sizes, the last two past 125 and 65535 bytes: the 16-bit and the 64-bit length
+    sizes = [min(10 * (i + 1), 120) for i in range(max(0, messages - 2))] + [200, 70000][: min(messages, 2)]
+    for number, size in enumerate(sizes):
+        text = ("%d:" % number + "x" * size)[:size].encode()
+        sock.sendall(frame(0x1, text))
+        opcode, payload = frames.read(sock)
+        if opcode != 0x1 or payload != text:
+            result["error"] = "message %d (%d bytes) came back as opcode %d, %d bytes" % (number, size, opcode, len(payload))
+            return
+        result["echoed"] += 1
+    # a clean close: ours (1000), and the server's close frame in answer
+    sock.sendall(frame(0x8, (1000).to_bytes(2, "big")))
+    opcode, payload = frames.read(sock)
+    if opcode != 0x8:
+        result["error"] = "no close frame back (opcode %d)" % opcode
+        return
+    result["close"] = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+    result["ok"] = True
+
+
 def events(url, host_header, count, gap_ms):
     started = time.monotonic()
-    sock, target = connect(url, host_header)
+    sock, target = connect(url, host_header, timeout=TIMEOUT + 2 * gap_ms / 1000.0)
     sock.sendall(
         ("GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n" % (target, host_header)).encode()
     )
-    status, headers, body = read_head(sock)
-    chunked = "chunked" in headers.get("transfer-encoding", "")
-    arrivals, text, raw = [], "", body
+    status, headers, raw = read_head(sock)
+    chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+    # bytes until an event is whole: a chunk or a read may end inside a character
+    arrivals, ids, stream = [], [], b""
     while True:
-        # chunk framing out: what is left is the event stream
+        # without the chunk framing, what is left is the event stream
         if chunked:
             while b"\r\n" in raw:
                 size_line, _sep, after = raw.partition(b"\r\n")
-                size = int(size_line.split(b";")[0] or b"0", 16)
+                size = int(size_line.split(b";")[0], 16)
                 if len(after) < size + 2:
                     break
                 if size == 0:
                     raw = None
                     break
-                text += after[:size].decode()
+                stream += after[:size]
                 raw = after[size + 2 :]
         else:
-            text += raw.decode()
-            raw = b""
-        while "\n\n" in text:
-            _event, _sep, text = text.partition("\n\n")
-            arrivals.append(round(time.monotonic() - started, 3))
+            stream, raw = stream + raw, b""
+        while b"\n\n" in stream:
+            event, _sep, stream = stream.partition(b"\n\n")
+            fields = {}
+            for line in event.decode().splitlines():
+                name, _colon, value = line.partition(":")
+                fields[name] = value.removeprefix(" ")
+            # a browser dispatches only events with data: comments (keep-alives) are no events
+            if "data" in fields:
+                arrivals.append(round(time.monotonic() - started, 3))
+                ids.append(fields.get("id"))
         if raw is None:
             break
         chunk = sock.recv(65536)
@@ -200,9 +222,13 @@ def events(url, host_header, count, gap_ms):
     }
     # unbuffered: the events came as they were sent, not in one burst at the end
     wanted = 0.6 * max(0, count - 1) * gap_ms / 1000.0
-    result["ok"] = status == 200 and len(arrivals) == count and spread >= wanted
-    if not result["ok"]:
-        result["error"] = "%d of %d events, spread %.3f s (at least %.3f s wanted)" % (len(arrivals), count, spread, wanted)
+    if status != 200 or not (result["content_type"] or "").startswith("text/event-stream"):
+        result["error"] = "answered %s with %s, not 200 with text/event-stream" % (status, result["content_type"])
+    elif ids != [str(k) for k in range(1, count + 1)]:
+        result["error"] = "event ids %s, expected 1 to %d" % (ids, count)
+    elif spread < wanted:
+        result["error"] = "all %d events within %.3f s: buffered (at least %.3f s wanted)" % (count, spread, wanted)
+    result["ok"] = "error" not in result
     return result
 
 
@@ -217,11 +243,14 @@ def main(argv):
         if args.kind == "ws":
             result = websocket(args.url, args.host_header, args.messages)
         else:
-            query = dict(pair.split("=", 1) for pair in urlsplit(args.url).query.split("&") if "=" in pair)
-            result = events(args.url, args.host_header, int(query.get("n", 5)), int(query.get("ms", 200)))
-    except (OSError, ValueError) as exc:
+            # what the stream should look like, from the URL asking for it (the demo's defaults)
+            query = parse_qs(urlsplit(args.url).query)
+            result = events(args.url, args.host_header, int(query.get("n", ["5"])[0]), int(query.get("ms", ["200"])[0]))
+    except (OSError, ValueError, IndexError) as exc:
         result = {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
     print(json.dumps(result, sort_keys=True))
+    if not result["ok"]:
+        print("ws_probe %s %s: %s" % (args.kind, args.url, result["error"]), file=sys.stderr)
     return 0 if result["ok"] else 1
 
 
