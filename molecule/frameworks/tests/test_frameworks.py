@@ -218,7 +218,7 @@ def test_the_same_fastapi_app_answers_through_granian(host):
     assert answer["app"] == "fastgranian"
     assert answer["uid"] == host.user("pyweb-fastgranian").uid
     main = int(host.check_output("systemctl show -p MainPID --value pyweb-fastgranian.granian.service"))
-    assert answer["pid"] in [int(pid) for pid in host.check_output("ps -o pid= --ppid %s", main).split()]
+    assert answer["pid"] in [int(pid) for pid in host.check_output("ps -o pid= --ppid %s", str(main)).split()]
 
 
 # --- nginx
