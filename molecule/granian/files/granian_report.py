@@ -70,7 +70,7 @@ def reloads(step, count):
     time.sleep(3)
     rounds = []
     try:
-        for _ in range(count):
+        for _round in range(count):
             before = {app: workers(unit) for app, (_h, unit, _s) in APPS.items()}
             started = time.time()
             run("systemctl", "reload", *(unit for _h, unit, _s in APPS.values()))

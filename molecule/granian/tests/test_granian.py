@@ -172,7 +172,7 @@ def test_access_log_goes_to_the_journal(host):
 
     before = logged()
     host.check_output("curl -s -o /dev/null -H 'Host: localhost' http://127.0.0.1/version")
-    for _ in range(50):
+    for _attempt in range(50):
         if logged() > before:
             break
         time.sleep(0.1)

@@ -279,7 +279,7 @@ def test_a_post_is_read_whole_and_answered_by_path(server, wsgi_server):
 def test_io_awaits_so_one_worker_serves_many_at_once(server):
     # 20 x 300 ms on one worker's loop: together in well under the 6 s one after another would take
     answers = []
-    threads = [threading.Thread(target=lambda: answers.append(server.get("/io?ms=300")[0])) for _ in range(20)]
+    threads = [threading.Thread(target=lambda: answers.append(server.get("/io?ms=300")[0])) for _client in range(20)]
     started = time.monotonic()
     for thread in threads:
         thread.start()

@@ -417,7 +417,7 @@ def test_live_websocket_and_stream_through_nginx(tmp_path):
         # The client's frames alone keep it open past stream_timeout (the app says nothing) ...
         sock, status = websocket(port, "/idle/")
         assert status == "HTTP/1.1 101 Switching Protocols"
-        for _ in range(8):
+        for _frame in range(8):
             send_text(sock, "ping")
             time.sleep(0.5)
         sock.settimeout(0.2)
