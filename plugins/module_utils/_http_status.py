@@ -3,10 +3,11 @@
 """Is an HTTP app server behind a unix socket serving, on new workers only?
 
 Private to pyweb.stack. The http_status module's logic: the workers of a
-systemd unit (the children of its main process), an HTTP request over the
-unit's unix socket with the app's Host, and a wait until the app answers
-and none of the workers seen before a graceful reload runs any more, so a
-play that reports a reload done never leaves old code answering.
+systemd unit (the children of its main process, Python's multiprocessing
+helpers left out), an HTTP request over the unit's unix socket with the
+app's Host, and a wait until the app answers and none of the workers seen
+before a graceful reload runs any more, so a play that reports a reload
+done never leaves old code answering.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import socket as socketlib
 import time
 
-from ansible_collections.pyweb.stack.plugins.module_utils._procmem import descendants
+from ansible_collections.pyweb.stack.plugins.module_utils._procmem import workers as serving_children
 
 __all__ = ["FAIL_FAST", "HttpStatusError", "alive", "request", "wait_for"]
 
@@ -99,7 +100,7 @@ def wait_for(
         problem = None
         status = None
         pid = main_pid()
-        workers = descendants(pid, proc) if pid else []
+        workers = serving_children(pid, proc) if pid else []
         left = alive(replaced_pids, proc)
         if not pid:
             problem = "no main process"

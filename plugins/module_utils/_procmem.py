@@ -18,7 +18,7 @@ try:  # psutil is optional on targets
 except ImportError:  # pragma: no cover - depends on the target
     psutil = None
 
-__all__ = ["descendants", "find_by_pattern", "measure_group", "process_memory"]
+__all__ = ["descendants", "find_by_pattern", "measure_group", "process_memory", "workers"]
 
 MIB = 1024.0 * 1024.0
 
@@ -64,6 +64,17 @@ def descendants(pid, proc="/proc"):
             found.append(child)
             stack.append(child)
     return sorted(found)
+
+
+# Python's own helpers a master starts beside its workers when it spawns them
+# (Granian under pyweb_granian.py): they serve no request.
+_HELPER = re.compile(r"-c from multiprocessing\.(resource_tracker|forkserver) import main\b")
+
+
+def workers(pid, proc="/proc"):
+    """The processes below ``pid`` that serve: descendants without Python's
+    multiprocessing helpers (the resource tracker, a fork server)."""
+    return [child for child in descendants(pid, proc) if not _HELPER.search(_cmdline(child, proc))]
 
 
 def find_by_pattern(pattern, proc="/proc"):

@@ -128,7 +128,8 @@ from ansible_collections.pyweb.stack.plugins.module_utils._capacity import (
     os_release,
 )
 from ansible_collections.pyweb.stack.plugins.module_utils._container import detect_container
-from ansible_collections.pyweb.stack.plugins.module_utils._procmem import descendants, find_by_pattern, measure_group
+from ansible_collections.pyweb.stack.plugins.module_utils._procmem import find_by_pattern, measure_group
+from ansible_collections.pyweb.stack.plugins.module_utils._procmem import workers as unit_workers
 
 
 def _measure_items(module):
@@ -186,7 +187,7 @@ def _measure(module, item, notes):
             notes.append("measure %s: unit %s is not running; nothing measured" % (item["name"], item["unit"]))
             masters, workers = [], []
         else:
-            masters, workers = [pid], descendants(pid)
+            masters, workers = [pid], unit_workers(pid)
     result = measure_group(masters, workers)
     result.update({key: item[key] for key in ("unit", "pattern") if item.get(key)})
     return result

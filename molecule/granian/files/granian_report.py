@@ -41,12 +41,20 @@ LOADS = {
 WAIT_SECONDS = 90
 
 
+def _serves(pid):
+    """Not Python's resource tracker (beside Granian's spawned workers)."""
+    try:
+        return b"multiprocessing.resource_tracker" not in Path("/proc/%d/cmdline" % pid).read_bytes()
+    except OSError:
+        return False
+
+
 def workers(unit):
-    """The unit's main process and its children now."""
+    """The unit's main process and its workers now."""
     main = int(run("systemctl", "show", "-p", "MainPID", "--value", unit) or 0)
     children = Path("/proc/%d/task/%d/children" % (main, main))
     kids = sorted(int(pid) for pid in children.read_text().split()) if main and children.exists() else []
-    return main, kids
+    return main, [pid for pid in kids if _serves(pid)]
 
 
 def load_start(step):

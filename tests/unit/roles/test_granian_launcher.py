@@ -24,6 +24,8 @@ import pytest
 import yaml
 from live_http import free_port
 
+from ansible_collections.pyweb.stack.plugins.module_utils import _procmem
+
 ROOT = Path(__file__).resolve().parents[3]
 LAUNCHER = ROOT / "roles" / "python_app" / "files" / "tools" / "pyweb_granian.py"
 DEMO = ROOT / "playbooks" / "files" / "pyweb_demo"
@@ -58,8 +60,8 @@ def unix_get(path, url="/whoami"):
 
 
 def children(pid):
-    path = Path("/proc/%d/task/%d/children" % (pid, pid))
-    return sorted(int(p) for p in path.read_text().split()) if path.exists() else []
+    """The workers (the module's view: Python's resource tracker left out)."""
+    return _procmem.workers(pid)
 
 
 def wait_for(predicate, seconds=20):
@@ -122,6 +124,33 @@ def test_granian_serves_systemds_socket_reloads_on_it_and_leaves_it(systemd_sock
     assert path.exists()
     with socket.socket(socket.AF_UNIX) as client:
         client.connect(str(path))
+
+
+def test_workers_are_spawned_so_the_metrics_threads_cannot_hang_them(systemd_socket):
+    """With metrics on, the master runs exporter threads while it starts
+    workers: forked, a worker could inherit a held lock and never answer
+    (7 of 16 restarts on Debian 13). Spawned workers start clean: every start
+    answers, and each worker is a fresh interpreter."""
+    path, listener = systemd_socket
+    port = free_port()
+    env = granian_env(
+        interface="wsgi", workers=2, working_dir=DEMO, metrics_enabled="true", metrics_address="127.0.0.1", metrics_port=port
+    )
+    for _start in range(4):
+        proc = start_launcher(listener, env, "serve", "pyweb_demo.app:application")
+        try:
+            master = proc.pid
+            assert wait_for(lambda pid=master: len(children(pid)) == 2 and unix_get(path)[0] == 200, seconds=15), proc.stdout
+            for pid in children(master):
+                assert "multiprocessing.spawn" in _procmem._cmdline(pid)
+            assert json.loads(unix_get(path)[1])["pid"] in children(master)
+            metrics = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            metrics.request("GET", "/metrics")
+            assert b"granian_" in metrics.getresponse().read()
+        finally:
+            proc.terminate()
+            output = proc.communicate(timeout=20)[0]
+        assert proc.returncode == 0, output
 
 
 def test_serve_refuses_to_start_without_a_socket_from_systemd():

@@ -17,6 +17,7 @@ from ansible_collections.pyweb.stack.plugins.module_utils._procmem import (
     find_by_pattern,
     measure_group,
     process_memory,
+    workers,
 )
 
 MASTER = r"""
@@ -54,6 +55,47 @@ def test_descendants_are_the_workers(app_server):
     workers = descendants(master)
     assert len(workers) == 3
     assert master not in workers
+
+
+# A master that spawns its workers as Granian does under pyweb_granian.py:
+# Python starts its resource tracker beside them.
+SPAWNING_MASTER = r"""
+import multiprocessing, sys, time
+
+def serve():
+    print("ready", flush=True)
+    time.sleep(120)
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method("spawn")
+    kids = [multiprocessing.Process(target=serve) for _ in range(2)]
+    for kid in kids:
+        kid.start()
+    time.sleep(120)
+"""
+
+
+def test_workers_leave_out_pythons_resource_tracker(tmp_path):
+    script = tmp_path / "master.py"
+    script.write_text(SPAWNING_MASTER)
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        for _worker in range(2):
+            assert process.stdout.readline().strip() == "ready"
+        everything = descendants(process.pid)
+        serving = workers(process.pid)
+        helpers = sorted(set(everything) - set(serving))
+        assert len(serving) == 2
+        assert len(helpers) == 1
+        assert "multiprocessing.resource_tracker" in _procmem._cmdline(helpers[0])
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def test_workers_of_a_forking_master_are_its_descendants(app_server):
+    master, _marker = app_server
+    assert workers(master) == descendants(master)
 
 
 def test_pattern_tells_master_from_workers(app_server):
