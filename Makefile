@@ -80,7 +80,8 @@ molecule: venv images ## One Molecule scenario: make molecule SCENARIO=sysctl
 	cd $(CURDIR) && molecule test -s $(SCENARIO)
 
 molecule-all: venv images ## Every Molecule scenario
-	@for s in $(SCENARIOS); do echo "=== molecule scenario $$s"; molecule test -s $$s || exit 1; done
+	@for s in $(SCENARIOS); do start=$$(date +%s); echo "=== molecule scenario $$s"; molecule test -s $$s || exit 1; \
+		echo "=== molecule scenario $$s took $$(( $$(date +%s) - start ))s"; done
 
 test: lint sanity unit integration check-build molecule-all fresh-check ## Everything CI runs
 
