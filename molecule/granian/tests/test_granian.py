@@ -101,14 +101,21 @@ def test_a_post_reaches_the_app(host, app):
     assert out == "200"
 
 
+def ws_probe(host, mode, url, app, *extra):
+    """ws_probe.py (ws or sse) inside the instance through nginx, with the app's Host: its result."""
+    out = host.run(
+        "python3 /root/granian/ws_probe.py %s --url %s --host-header %s" + " %s" * len(extra), mode, url, APPS[app][3], *extra
+    )
+    assert out.rc == 0, out.stdout + out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize(
     "app, url",
     [("asgi", "wss://127.0.0.1/ws"), ("uvi", "ws://127.0.0.1/ws")],
 )
 def test_a_websocket_client_exchanges_messages_through_nginx(host, app, url):
-    out = host.run("python3 /root/granian/ws_probe.py ws --url %s --host-header %s --messages 20", url, APPS[app][3])
-    assert out.rc == 0, out.stdout + out.stderr
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = ws_probe(host, "ws", url, app, "--messages", "20")
     assert result["ok"] and result["status"] == 101
     assert result["echoed"] == result["messages"] == 20
 
@@ -118,9 +125,7 @@ def test_a_websocket_client_exchanges_messages_through_nginx(host, app, url):
     [("asgi", "https://127.0.0.1/sse?n=5&ms=300"), ("uvi", "http://127.0.0.1/sse?n=5&ms=300")],
 )
 def test_server_sent_events_arrive_unbuffered(host, app, url):
-    out = host.run("python3 /root/granian/ws_probe.py sse --url %s --host-header %s", url, APPS[app][3])
-    assert out.rc == 0, out.stdout + out.stderr
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = ws_probe(host, "sse", url, app)
     assert result["events"] == 5
     # one every 300 ms, not one burst at the end
     assert result["spread_s"] >= 0.6 * 4 * 0.3, result
